@@ -1,0 +1,198 @@
+"""The Faust app: topics and the scoring agent, built by :func:`create_app`.
+
+Nothing happens at import time. The agent reads raw bytes in batches
+(``take_events``) and hands each batch to :class:`Scorer`, which never lets
+an exception drop an event: bad events go to the dead-letter topic with a
+reason, Redis and Kafka failures are retried with backoff, and an event is
+acked only after its batch is fully done (scored, alerts relayed).
+
+Faust acks an event whose handler raised, and ``take_events`` acks the
+whole batch when the consumer of the batch is cancelled. Each event's
+message therefore gets one extra reference for the duration of processing,
+released only on success: a cancelled or failed batch stays unacked and is
+replayed, and the idempotent Redis script makes the replay harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import faust
+import redis.asyncio as aioredis
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from stream_scorer.errors import InvalidEvent
+from stream_scorer.events import Event, decode_event
+from stream_scorer.model import ScoringModel, load_model
+from stream_scorer.settings import Settings
+from stream_scorer.store import PendingAlert, RedisStore
+
+log = logging.getLogger("stream_scorer.app")
+
+T = TypeVar("T")
+
+#: Redis error replies that mean "try again later", not "your request is wrong".
+_TRANSIENT_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | KafkaError | OSError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+
+class Scorer:
+    """Processes one batch of raw events end to end; owned by the agent."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ScoringModel,
+        store: RedisStore,
+        send_alert: Callable[[bytes, bytes], Awaitable[Any]],
+        send_dead_letter: Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[Any]],
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.store = store
+        self._send_alert = send_alert
+        self._send_dead_letter = send_dead_letter
+        self.stopping = False
+
+    async def _retry(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op`` until it succeeds; transient failures wait with capped backoff."""
+        delay = 0.05
+        attempt = 0
+        while True:
+            try:
+                return await op()
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                attempt += 1
+                log.warning(
+                    "transient failure, retrying: what=%s attempt=%d error=%s delay=%.2f",
+                    what, attempt, type(exc).__name__, delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.redis_retry_max_backoff)
+
+    async def process(self, messages: Sequence[tuple[bytes | None, bytes | None, str, int, int]]) -> None:
+        """Score a batch of ``(key, value, topic, partition, offset)`` messages."""
+        good: list[Event] = []
+        bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
+        for msg in messages:
+            try:
+                good.append(decode_event(msg[1], self.settings.max_event_bytes))
+            except InvalidEvent as exc:
+                bad.append((msg, exc))
+        for msg, exc in bad:
+            await self._dead_letter(msg, exc.reason, exc.detail)
+        if not good:
+            return
+        try:
+            pending = await self._retry("redis.apply", lambda: self.store.apply_batch(good))
+        except Exception as exc:  # a bug or a refused script call: keep the events
+            log.exception("batch failed, dead-lettering its events: error=%s", type(exc).__name__)
+            for msg in messages:
+                if msg[1] is not None and not any(m is msg for m, _ in bad):
+                    await self._dead_letter(msg, "internal_error", type(exc).__name__)
+            return
+        await self.relay(pending)
+
+    async def relay(self, pending: Sequence[PendingAlert]) -> None:
+        """Publish pending alerts, wait for Kafka's ack, then clear them from the outbox."""
+        if not pending:
+            return
+
+        async def publish() -> None:
+            futures = [await self._send_alert(a.contact_id.encode(), a.payload) for a in pending]
+            await asyncio.gather(*futures)
+
+        await self._retry("kafka.alerts", publish)
+        await self._retry("redis.outbox", lambda: self.store.mark_relayed(pending))
+
+    async def _dead_letter(
+        self, msg: tuple[bytes | None, bytes | None, str, int, int], reason: str, detail: str
+    ) -> None:
+        key, value, topic, partition, offset = msg
+        headers = {
+            "reason": reason.encode(),
+            "detail": detail[:1000].encode(),
+            "source_topic": topic.encode(),
+            "source_partition": str(partition).encode(),
+            "source_offset": str(offset).encode(),
+        }
+        log.warning(
+            "dead-lettered: reason=%s topic=%s partition=%d offset=%d",
+            reason, topic, partition, offset,
+        )
+
+        async def send() -> None:
+            await (await self._send_dead_letter(key, value, headers))
+
+        await self._retry("kafka.dlq", send)
+
+
+def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.App:
+    """Build the worker app; no connection is opened until the worker starts."""
+    model = model if model is not None else load_model(settings.model_path)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_url,
+        store="memory://",
+        autodiscover=False,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)
+    alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
+    dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions, **raw)
+    redis_client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    store = RedisStore(redis_client, model, settings.contact_ttl_seconds)
+
+    async def send_alert(key: bytes, value: bytes) -> Any:
+        return await alerts_topic.send(key=key, value=value, force=True)
+
+    async def send_dead_letter(key: bytes | None, value: bytes | None, headers: dict[str, bytes]) -> Any:
+        return await dlq_topic.send(key=key, value=value, headers=headers, force=True)
+
+    scorer = Scorer(settings, model, store, send_alert, send_dead_letter)
+
+    async def score_events(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(
+            settings.batch_max_events, within=settings.batch_max_wait
+        ):
+            for event in batch:
+                event.message.incref()  # released below, only when the batch is done
+            messages = [
+                (e.message.key, e.message.value, e.message.topic, e.message.partition,
+                 e.message.offset)
+                for e in batch
+            ]
+            await scorer.process(messages)
+            for event in batch:
+                await stream.ack(event)
+
+    app.agent(events_topic, name="score_events")(score_events)
+
+    @app.on_before_shutdown.connect
+    async def _close_redis(app: faust.App, **kwargs: Any) -> None:
+        await redis_client.aclose()
+
+    app.scorer = scorer  # type: ignore[attr-defined]
+    return app

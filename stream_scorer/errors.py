@@ -1,0 +1,46 @@
+"""The exceptions stream-scorer raises, in one place.
+
+::
+
+    ScorerError                 base of everything below
+    ├── ConfigError             bad SCORER_ settings; the worker refuses to start
+    ├── ModelError              bad scoring model file; carries every problem with its place
+    ├── InvalidEvent            one event cannot be scored; it goes to the dead-letter topic
+    └── ServiceUnavailable      Kafka or Redis cannot be reached; retried, never dropped
+
+Callers catch ``ScorerError`` to handle all of them; the worker treats
+``InvalidEvent`` as data (dead-letter it) and ``ServiceUnavailable`` as
+transient (retry with backoff, do not move past the event).
+"""
+
+from __future__ import annotations
+
+
+class ScorerError(Exception):
+    """Base class for every error stream-scorer raises on purpose."""
+
+
+class ConfigError(ScorerError):
+    """The service configuration is invalid; the message names each variable."""
+
+
+class ModelError(ScorerError):
+    """The scoring model is invalid; ``problems`` lists ``place: message`` lines."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+
+class InvalidEvent(ScorerError):
+    """An event that cannot be scored; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class ServiceUnavailable(ScorerError):
+    """A backing service (Kafka, Redis) did not answer; the caller retries."""

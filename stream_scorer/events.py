@@ -1,0 +1,83 @@
+"""Wire formats: the event producers send and the alert sales tools receive.
+
+Events arrive as raw bytes and are validated here, not by Faust, so that a
+bad event becomes an :class:`~stream_scorer.errors.InvalidEvent` with a
+reason code for the dead-letter topic instead of a crashed agent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from stream_scorer.errors import InvalidEvent
+
+#: A contact id becomes part of a Redis key inside a ``{hash tag}``: braces
+#: would move the tag and split a contact's keys across cluster slots.
+CONTACT_ID_PATTERN = r"^[^{}\x00-\x1f\x7f]{1,200}$"
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+
+#: The event type that sets (or, with null, removes) contact attributes.
+CONTACT_UPDATED = "contact_updated"
+
+
+class Event(BaseModel):
+    """One engagement event or attribute update, keyed by ``contact_id`` on the topic."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: str = Field(min_length=1, max_length=200)
+    contact_id: str = Field(pattern=CONTACT_ID_PATTERN)
+    type: str = Field(pattern=EVENT_TYPE_PATTERN)
+    occurred_at: AwareDatetime = Field(strict=True)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class Alert(BaseModel):
+    """A threshold crossing. ``alert_id`` is the same for the same crossing on every replay."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    contact_id: str
+    score: str
+    tier: str
+    direction: Literal["up", "down"]
+    value: int
+    previous: int
+    threshold: int
+    event_id: str
+    occurred_at: AwareDatetime = Field(strict=True)
+    model: str
+    model_version: int
+
+
+def decode_event(raw: bytes | None, max_bytes: int = 65_536) -> Event:
+    """Validate one message value; raise :class:`InvalidEvent` with a reason code."""
+    if raw is None:
+        raise InvalidEvent("empty", "the message has no value")
+    if len(raw) > max_bytes:
+        raise InvalidEvent("oversized", f"{len(raw)} bytes is over the limit of {max_bytes}")
+    try:
+        return Event.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] in {"json_invalid", "json_type"} for e in errors):
+            raise InvalidEvent("malformed_json", errors[0]["msg"]) from None
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors
+        )
+        if all(e["type"] == "missing" for e in errors):
+            raise InvalidEvent("missing_field", detail) from None
+        raise InvalidEvent("invalid_field", detail) from None
+
+
+def encode_event(event: Event) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def utc(ts: datetime) -> datetime:
+    """The same instant in UTC (events may carry any offset)."""
+    return ts.astimezone(UTC)

@@ -1,0 +1,131 @@
+"""Service configuration, read once from the environment (twelve-factor).
+
+Every variable carries the ``SCORER_`` prefix; nested groups would use ``__``.
+Settings are frozen so a running worker cannot drift from what it logged at
+start, and :func:`load_settings` turns pydantic's errors into one message
+that names each offending environment variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_scorer.errors import ConfigError
+
+ENV_PREFIX = "SCORER_"
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the demo and the CLI need to find their services."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092",
+        description="Comma-separated host:port list of Kafka brokers.",
+    )
+    redis_url: str = Field(
+        default="redis://localhost:6379/0", description="redis:// or rediss:// URL."
+    )
+    events_topic: str = Field(default="scorer.events", description="Engagement events in.")
+    alerts_topic: str = Field(default="scorer.alerts", description="Threshold alerts out.")
+    dlq_topic: str = Field(
+        default="scorer.events.dlq", description="Events that could not be scored, with reasons."
+    )
+    model_path: Path = Field(
+        default=Path("config/scoring.yaml"), description="The scoring model (YAML)."
+    )
+    app_id: str = Field(
+        default="stream-scorer",
+        description="Faust app id; also the Kafka consumer group id.",
+    )
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Worker web server port.")
+    web_host: str = Field(default="127.0.0.1", description="Worker web server bind address.")
+    topic_partitions: int = Field(
+        default=8, ge=1, le=10_000, description="Partitions for topics the scorer creates."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=32, description="Replication factor for topics the scorer creates."
+    )
+    batch_max_events: int = Field(
+        default=1000, ge=1, le=100_000, description="Largest batch applied to Redis at once."
+    )
+    batch_max_wait: float = Field(
+        default=0.2, gt=0, le=60, description="Seconds to wait for a batch to fill."
+    )
+    contact_ttl_days: float = Field(
+        default=180, gt=0, description="Days an idle contact's keys live in Redis."
+    )
+    redis_retry_max_backoff: float = Field(
+        default=5.0, gt=0, le=300, description="Longest pause between Redis retries (s)."
+    )
+    max_event_bytes: int = Field(
+        default=65_536, ge=256, description="Larger events are dead-lettered."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("needs at least one host:port")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+        return ",".join(servers)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @field_validator("events_topic", "alerts_topic", "dlq_topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not value or len(value) > 249 or not set(value) <= allowed:
+            raise ValueError("a Kafka topic name is 1-249 of [a-zA-Z0-9._-]")
+        return value
+
+    @property
+    def kafka_url(self) -> str:
+        """Faust's broker URL form of the bootstrap list."""
+        return ";".join(f"kafka://{s}" for s in self.kafka_bootstrap_servers.split(","))
+
+    @property
+    def contact_ttl_seconds(self) -> int:
+        return int(self.contact_ttl_days * 86_400)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, failing fast with the variable names that are wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            var = f"{ENV_PREFIX}{field.upper()}"
+            problems.append(f"{var}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

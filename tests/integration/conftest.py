@@ -1,0 +1,139 @@
+"""A real worker process per test module, on unique topics and its own consumer group."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from stream_scorer import devservices
+from stream_scorer.settings import Settings
+
+from ..conftest import Services
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Worker:
+    """A ``stream-scorer worker`` child process; stopped by pid."""
+
+    settings: Settings
+    env: dict[str, str]
+    log: Path
+    procs: list[devservices.subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, timeout: float = 90.0) -> devservices.subprocess.Popen[bytes]:
+        start = self.log.stat().st_size if self.log.exists() else 0
+        proc = devservices.spawn([sys.executable, "-m", "stream_scorer", "worker"], self.log,
+                                 env=self.env)
+        self.procs.append(proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited {proc.returncode}:\n{self.tail()}")
+            with self.log.open("rb") as f:
+                f.seek(start)
+                if b"Worker]: Ready" in f.read():
+                    return proc
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready in {timeout}s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            devservices.stop_process(proc)
+
+
+def unique_settings(services: Services, tmp: Path, **overrides: object) -> tuple[Settings, dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, object] = {
+        "kafka_bootstrap_servers": services.kafka_bootstrap,
+        "redis_url": services.redis_url,
+        "events_topic": f"t-{tag}.events",
+        "alerts_topic": f"t-{tag}.alerts",
+        "dlq_topic": f"t-{tag}.dlq",
+        "app_id": f"scorer-test-{tag}",
+        "web_port": devservices.free_port(),
+        "topic_partitions": 4,
+        "model_path": str(Path("config/scoring.yaml").resolve()),
+        **overrides,
+    }
+    settings = Settings(**values)  # type: ignore[arg-type]
+    env = {**os.environ, **{f"SCORER_{k.upper()}": str(v) for k, v in values.items()}}
+    return settings, env
+
+
+@pytest.fixture
+def worker_factory(services: Services, tmp_path: Path) -> Iterator[list[Worker]]:
+    made: list[Worker] = []
+    yield made
+    for w in made:
+        w.stop_all()
+
+
+def make_worker(made: list[Worker], services: Services, tmp: Path, **overrides: object) -> Worker:
+    settings, env = unique_settings(services, tmp, **overrides)
+    w = Worker(settings=settings, env=env, log=tmp / f"worker-{len(made)}.log")
+    made.append(w)
+    return w
+
+
+async def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(settings.events_topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+    """Every record of a topic from the beginning to its current end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    parts = [p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]]
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    if not tps:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                out.extend((r.key, r.value, dict(r.headers)) for r in records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def redis_client(services: Services) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(services.redis_url)
+    yield client
+    await client.aclose()
