@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
 import redis.asyncio as aioredis
@@ -78,12 +78,17 @@ class Scorer:
                 attempt += 1
                 log.warning(
                     "transient failure, retrying: what=%s attempt=%d error=%s delay=%.2f",
-                    what, attempt, type(exc).__name__, delay,
+                    what,
+                    attempt,
+                    type(exc).__name__,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.redis_retry_max_backoff)
 
-    async def process(self, messages: Sequence[tuple[bytes | None, bytes | None, str, int, int]]) -> None:
+    async def process(
+        self, messages: Sequence[tuple[bytes | None, bytes | None, str, int, int]]
+    ) -> None:
         """Score a batch of ``(key, value, topic, partition, offset)`` messages."""
         good: list[Event] = []
         bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
@@ -92,8 +97,8 @@ class Scorer:
                 good.append(decode_event(msg[1], self.settings.max_event_bytes))
             except InvalidEvent as exc:
                 bad.append((msg, exc))
-        for msg, exc in bad:
-            await self._dead_letter(msg, exc.reason, exc.detail)
+        for msg, invalid in bad:
+            await self._dead_letter(msg, invalid.reason, invalid.detail)
         if not good:
             return
         try:
@@ -131,7 +136,10 @@ class Scorer:
         }
         log.warning(
             "dead-lettered: reason=%s topic=%s partition=%d offset=%d",
-            reason, topic, partition, offset,
+            reason,
+            topic,
+            partition,
+            offset,
         )
 
         async def send() -> None:
@@ -162,26 +170,35 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)
     alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
     dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions, **raw)
-    redis_client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    redis_client = aioredis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5
+    )
     store = RedisStore(redis_client, model, settings.contact_ttl_seconds)
 
     async def send_alert(key: bytes, value: bytes) -> Any:
         return await alerts_topic.send(key=key, value=value, force=True)
 
-    async def send_dead_letter(key: bytes | None, value: bytes | None, headers: dict[str, bytes]) -> Any:
+    async def send_dead_letter(
+        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> Any:
         return await dlq_topic.send(key=key, value=value, headers=headers, force=True)
 
     scorer = Scorer(settings, model, store, send_alert, send_dead_letter)
 
     async def score_events(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(
-            settings.batch_max_events, within=settings.batch_max_wait
-        ):
+        # take_events is on faust.Stream, not on the StreamT protocol agents are typed with.
+        batches = cast("faust.Stream[bytes]", stream).take_events
+        async for batch in batches(settings.batch_max_events, within=settings.batch_max_wait):
             for event in batch:
                 event.message.incref()  # released below, only when the batch is done
             messages = [
-                (e.message.key, e.message.value, e.message.topic, e.message.partition,
-                 e.message.offset)
+                (
+                    e.message.key,
+                    e.message.value,
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                )
                 for e in batch
             ]
             await scorer.process(messages)
@@ -190,9 +207,11 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
 
     app.agent(events_topic, name="score_events")(score_events)
 
-    @app.on_before_shutdown.connect
-    async def _close_redis(app: faust.App, **kwargs: Any) -> None:
+    async def _close_redis(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await redis_client.aclose()
+
+    # mode's stub for connect() rejects coroutine functions it accepts at run time.
+    app.on_before_shutdown.connect(cast(Any, _close_redis))
 
     app.scorer = scorer  # type: ignore[attr-defined]
     return app

@@ -15,8 +15,11 @@ from stream_scorer.errors import ConfigError, ModelError
 from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.settings import Settings, load_settings
 
-cli = typer.Typer(help="Real-time, explainable lead scoring on Kafka and Redis.",
-                  no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="Real-time, explainable lead scoring on Kafka and Redis.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 model_cli = typer.Typer(help="Work with scoring model files.", no_args_is_help=True)
 alerts_cli = typer.Typer(help="Read the alerts topic.", no_args_is_help=True)
 cli.add_typer(model_cli, name="model")
@@ -49,8 +52,9 @@ def worker() -> None:
 
     settings = _settings()
     model = _model(settings.model_path)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))

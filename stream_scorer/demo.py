@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -33,8 +34,14 @@ from stream_scorer.topics import ensure_topics
 
 #: Relative frequency of each behaviour in the synthetic stream.
 EVENT_MIX = {
-    "email_open": 40, "email_click": 15, "page_visit": 25, "content_download": 6,
-    "form_submit": 4, "webinar_attended": 3, "demo_request": 1, "unsubscribe": 1,
+    "email_open": 40,
+    "email_click": 15,
+    "page_visit": 25,
+    "content_download": 6,
+    "form_submit": 4,
+    "webinar_attended": 3,
+    "demo_request": 1,
+    "unsubscribe": 1,
     "email_bounce": 1,
 }
 
@@ -61,17 +68,22 @@ def synthetic_events(
         }
 
 
-async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: float,
-                  rng: random.Random) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                linger_ms=5)
+async def produce(
+    settings: Settings, model: ScoringModel, contacts: int, rate: float, rng: random.Random
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
+    )
     await producer.start()
     try:
         interval = 1.0 / rate
         next_at = time.monotonic()
         for event in synthetic_events(contacts, model, rng):
-            await producer.send(settings.events_topic, json.dumps(event).encode(),
-                                key=str(event["contact_id"]).encode())
+            await producer.send(
+                settings.events_topic,
+                json.dumps(event).encode(),
+                key=str(event["contact_id"]).encode(),
+            )
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -83,8 +95,10 @@ async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: 
 async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncIterator[Alert]:
     """Follow the alerts topic without a consumer group (no offsets are committed)."""
     consumer = AIOKafkaConsumer(
-        settings.alerts_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest" if from_beginning else "latest", enable_auto_commit=False,
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -99,8 +113,10 @@ def format_alert(alert: Alert) -> str:
     arrow = "▲" if alert.direction == "up" else "▼"
     word = "sales-ready" if alert.direction == "up" else "cooled off "
     when = alert.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
-    return (f"{when}  {arrow} {alert.tier.upper():<4} {word}  {alert.contact_id:<8} "
-            f"{alert.score} {alert.value} (was {alert.previous}, line {alert.threshold})")
+    return (
+        f"{when}  {arrow} {alert.tier.upper():<4} {word}  {alert.contact_id:<8} "
+        f"{alert.score} {alert.value} (was {alert.previous}, line {alert.threshold})"
+    )
 
 
 async def _show_alerts(settings: Settings, out: TextIO) -> None:
@@ -108,15 +124,22 @@ async def _show_alerts(settings: Settings, out: TextIO) -> None:
         print(format_alert(alert), file=out, flush=True)
 
 
-async def _run(settings: Settings, model: ScoringModel, contacts: int, rate: float,
-               duration: float | None, worker: subprocess.Popen[bytes], out: TextIO) -> None:
+async def _run(
+    settings: Settings,
+    model: ScoringModel,
+    contacts: int,
+    rate: float,
+    duration: float | None,
+    worker: subprocess.Popen[bytes],
+    out: TextIO,
+) -> None:
     tasks = [
         asyncio.create_task(produce(settings, model, contacts, rate, random.Random(7))),
         asyncio.create_task(_show_alerts(settings, out)),
     ]
 
     async def watch_worker() -> None:
-        while worker.poll() is None:
+        while worker.poll() is None:  # noqa: ASYNC110 - polling a child process
             await asyncio.sleep(0.5)
         raise RuntimeError(f"the worker exited with code {worker.returncode}")
 
@@ -131,13 +154,24 @@ async def _run(settings: Settings, model: ScoringModel, contacts: int, rate: flo
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def run_demo(model_path: Path, model: ScoringModel, contacts: int = 300, rate: float = 200.0,
-             duration: float | None = None, out: TextIO = sys.stdout) -> int:
+def run_demo(
+    model_path: Path,
+    model: ScoringModel,
+    contacts: int = 300,
+    rate: float = 200.0,
+    duration: float | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
     """Start everything, show alerts until Ctrl-C (or ``duration``), stop everything."""
+    # The client retries transient broker errors itself; they are noise on a demo screen.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     root = Path(tempfile.mkdtemp(prefix="stream-scorer-demo-"))
-    print("starting Kafka and Redis (the first run downloads Kafka with Maven)...", file=out,
-          flush=True)
+    print(
+        "starting Kafka and Redis (the first run downloads Kafka with Maven)...",
+        file=out,
+        flush=True,
+    )
     worker: subprocess.Popen[bytes] | None = None
     try:
         with devservices.local_services() as (kafka, redis):
@@ -149,19 +183,29 @@ def run_demo(model_path: Path, model: ScoringModel, contacts: int = 300, rate: f
                 "SCORER_WEB_PORT": str(devservices.free_port()),
             }
             settings = Settings(
-                kafka_bootstrap_servers=kafka.bootstrap_servers, redis_url=redis.url,
+                kafka_bootstrap_servers=kafka.bootstrap_servers,
+                redis_url=redis.url,
                 model_path=model_path,
             )
             asyncio.run(ensure_topics(settings))
             log = root / "worker.log"
-            worker = devservices.spawn([sys.executable, "-m", "stream_scorer", "worker"], log,
-                                       env=env)
-            print(f"Kafka {devservices.KAFKA_VERSION} at {kafka.bootstrap_servers}, Redis at "
-                  f"{redis.url}, web port {env['SCORER_WEB_PORT']}", file=out)
-            print(f"pids: kafka={kafka.proc.pid} redis={redis.proc.pid} worker={worker.pid}",
-                  file=out)
-            print(f"producing {rate:.0f} events/s for {contacts} contacts with model "
-                  f"'{model.name}'; alerts below. Ctrl-C to stop.", file=out, flush=True)
+            worker = devservices.spawn(
+                [sys.executable, "-m", "stream_scorer", "worker"], log, env=env
+            )
+            print(
+                f"Kafka {devservices.KAFKA_VERSION} at {kafka.bootstrap_servers}, Redis at "
+                f"{redis.url}, web port {env['SCORER_WEB_PORT']}",
+                file=out,
+            )
+            print(
+                f"pids: kafka={kafka.proc.pid} redis={redis.proc.pid} worker={worker.pid}", file=out
+            )
+            print(
+                f"producing {rate:.0f} events/s for {contacts} contacts with model "
+                f"'{model.name}'; alerts below. Ctrl-C to stop.",
+                file=out,
+                flush=True,
+            )
             try:
                 asyncio.run(_run(settings, model, contacts, rate, duration, worker, out))
             except KeyboardInterrupt:

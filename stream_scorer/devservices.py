@@ -93,14 +93,21 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a child in its own session (Ctrl-C reaches only us) that dies with us."""
     log_file = log_path.open("ab")
     try:
         return subprocess.Popen(
-            cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent,
+            cmd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     finally:
         log_file.close()
@@ -136,12 +143,24 @@ def fetch_kafka(version: str = KAFKA_VERSION) -> Path:
     tmp = home / "libs.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-         f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(home / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={tmp}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
-        raise DevServiceError(f"fetching Kafka {version} with Maven failed:\n{result.stdout[-3000:]}")
+        raise DevServiceError(
+            f"fetching Kafka {version} with Maven failed:\n{result.stdout[-3000:]}"
+        )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     (home / "log4j2.properties").write_text(_LOG4J2)
@@ -157,8 +176,12 @@ def ensure_redis_server() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=False, env=env,
-                       capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "redis-server"],
+            check=False,
+            env=env,
+            capture_output=True,
+        )
         found = shutil.which("redis-server")
         if found:
             return found
@@ -225,48 +248,75 @@ def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> 
     controller = free_port()
     props = workdir / "server.properties"
     props.write_text(
-        "\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={workdir / 'data'}",
-            f"num.partitions={partitions}",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
-            "",
-        ])
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={workdir / 'data'}",
+                f"num.partitions={partitions}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+                "",
+            ]
+        )
     )
     classpath = f"{libs}/*"
     log4j = f"-Dlog4j2.configurationFile={libs.parent / 'log4j2.properties'}"
     cluster_id = "k" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")[1:]
     fmt = subprocess.run(
-        [java, "-cp", classpath, log4j, "kafka.tools.StorageTool", "format",
-         "-t", cluster_id, "-c", str(props)],
-        capture_output=True, text=True, check=False,
+        [
+            java,
+            "-cp",
+            classpath,
+            log4j,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(props),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if fmt.returncode != 0:
         raise DevServiceError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
     log = workdir / "kafka.log"
     proc = spawn(
-        [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true", log4j,
-         "-cp", classpath, "kafka.Kafka", str(props)],
+        [
+            java,
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            log4j,
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
+        ],
         log,
     )
 
     def started() -> bool:
-        return log.exists() and "Kafka Server started" in log.read_text(errors="replace") \
+        return (
+            log.exists()
+            and "Kafka Server started" in log.read_text(errors="replace")
             and _port_open(port)
+        )
 
     _wait_for(started, proc, 90, log)
     return KafkaProcess(proc=proc, port=port, workdir=workdir)
@@ -277,9 +327,23 @@ def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False
     server = ensure_redis_server()
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-            "--save", "", "--appendonly", "yes" if appendonly else "no",
-            "--appendfsync", "always", "--protected-mode", "yes"]
+    args = [
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "always",
+        "--protected-mode",
+        "yes",
+    ]
     proc = spawn(args, workdir / "redis.log", cwd=workdir)
     _wait_for(lambda: _port_open(port), proc, 20, workdir / "redis.log")
     return RedisProcess(proc=proc, port=port, workdir=workdir, args=args)
@@ -301,3 +365,29 @@ def local_services(appendonly: bool = False) -> Iterator[tuple[KafkaProcess, Red
         if redis is not None:
             redis.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stream_scorer.devservices fetch|up``: prepare or run local services."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["fetch"]:
+        print(f"Kafka {KAFKA_VERSION} jars: {fetch_kafka()}")
+        print(f"redis-server: {ensure_redis_server()}")
+        return 0
+    if args == ["up"]:
+        with local_services() as (kafka, redis):
+            print(f"export SCORER_KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}")
+            print(f"export SCORER_REDIS_URL={redis.url}")
+            print(
+                f"# kafka pid {kafka.proc.pid}, redis pid {redis.proc.pid}; Ctrl-C stops both",
+                flush=True,
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
+        return 0
+    print("usage: python -m stream_scorer.devservices fetch|up", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -114,7 +114,9 @@ def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[Conta
         before.setdefault(award.score, current)
         after = _clamp(current + award.points, spec)
         new.scores[award.score] = after
-        made.append(AwardMade(award.rule, award.score, award.points, after - current, event.event_id))
+        made.append(
+            AwardMade(award.rule, award.score, award.points, after - current, event.event_id)
+        )
     crossings: list[Crossing] = []
     for name, previous in before.items():
         value = new.scores[name]
@@ -129,8 +131,16 @@ def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[Conta
             else:
                 continue
             crossings.append(
-                Crossing(event.contact_id, name, tier.name, direction, value, previous, tier.at,
-                         event.event_id)
+                Crossing(
+                    event.contact_id,
+                    name,
+                    tier.name,
+                    direction,
+                    value,
+                    previous,
+                    tier.at,
+                    event.event_id,
+                )
             )
     return new, Effects(awards=tuple(made), crossings=tuple(crossings))
 

@@ -95,9 +95,7 @@ class ScoringModelSpec(_Strict):
             seen.add(rule.id)
             if rule.score not in self.scores:
                 known = ", ".join(sorted(self.scores))
-                problems.append(
-                    f"rules[{i}].score: unknown score {rule.score!r} (known: {known})"
-                )
+                problems.append(f"rules[{i}].score: unknown score {rule.score!r} (known: {known})")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -173,7 +171,7 @@ def parse_model(text: str, source: str = "<model>") -> ScoringModel:
     """Validate model text; raise :class:`ModelError` listing every problem."""
     try:
         node = yaml.compose(text, Loader=_Yaml12Loader)
-        data = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"

@@ -113,7 +113,7 @@ class RedisStore:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for alert in alerts:
-                pipe.lrem(contact_keys(alert.contact_id)[2], 1, alert.payload)
+                pipe.lrem(contact_keys(alert.contact_id)[2], 1, alert.payload.decode())
             await pipe.execute()
 
     async def read_contact(self, contact_id: str) -> ContactView | None:

@@ -35,8 +35,9 @@ class Worker:
 
     def start(self, timeout: float = 90.0) -> devservices.subprocess.Popen[bytes]:
         start = self.log.stat().st_size if self.log.exists() else 0
-        proc = devservices.spawn([sys.executable, "-m", "stream_scorer", "worker"], self.log,
-                                 env=self.env)
+        proc = devservices.spawn(
+            [sys.executable, "-m", "stream_scorer", "worker"], self.log, env=self.env
+        )
         self.procs.append(proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -57,7 +58,9 @@ class Worker:
             devservices.stop_process(proc)
 
 
-def unique_settings(services: Services, tmp: Path, **overrides: object) -> tuple[Settings, dict[str, str]]:
+def unique_settings(
+    services: Services, tmp: Path, **overrides: object
+) -> tuple[Settings, dict[str, str]]:
     tag = uuid.uuid4().hex[:8]
     values: dict[str, object] = {
         "kafka_bootstrap_servers": services.kafka_bootstrap,
@@ -92,8 +95,9 @@ def make_worker(made: list[Worker], services: Services, tmp: Path, **overrides: 
 
 
 async def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for key, value in messages:
@@ -103,7 +107,9 @@ async def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+async def read_topic(
+    bootstrap: str, topic: str
+) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
     """Every record of a topic from the beginning to its current end."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -115,8 +121,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, byt
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         consumer.assign(tps)

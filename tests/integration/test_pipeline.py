@@ -34,18 +34,21 @@ def make_stream(model: ScoringModel, contacts: int, events: int, seed: int) -> l
         if out and rng.random() < 0.03:
             out.append(rng.choice(out))  # a producer retry: same event id again
             continue
-        out.append(Event(
-            event_id=f"e-{seed}-{i}",
-            contact_id=f"c-{rng.randrange(contacts):03d}",
-            type=rng.choices(types, weights)[0],
-            occurred_at=start + timedelta(seconds=i),
-            properties={"n": i},
-        ))
+        out.append(
+            Event(
+                event_id=f"e-{seed}-{i}",
+                contact_id=f"c-{rng.randrange(contacts):03d}",
+                type=rng.choices(types, weights)[0],
+                occurred_at=start + timedelta(seconds=i),
+                properties={"n": i},
+            )
+        )
     return out
 
 
-async def wait_until_scored(client: aioredis.Redis, expected: dict[str, ContactState],
-                            timeout: float = 90.0) -> None:
+async def wait_until_scored(
+    client: aioredis.Redis, expected: dict[str, ContactState], timeout: float = 90.0
+) -> None:
     """Until every contact has applied all its events and relayed all its alerts."""
     deadline = time.monotonic() + timeout
     while True:
@@ -57,7 +60,9 @@ async def wait_until_scored(client: aioredis.Redis, expected: dict[str, ContactS
             counts = await pipe.execute()
         applied = counts[0::2]
         pending = counts[1::2]
-        if all(a == len(s.seen) for a, s in zip(applied, expected.values(), strict=True)) and not any(pending):
+        if all(
+            a == len(s.seen) for a, s in zip(applied, expected.values(), strict=True)
+        ) and not any(pending):
             return
         if time.monotonic() > deadline:
             done = sum(a == len(s.seen) for a, s in zip(applied, expected.values(), strict=True))
@@ -77,8 +82,9 @@ async def test_thousand_events_exact_scores_and_alerts(
     assert any(c.direction == "down" for c in expected_crossings)
 
     worker.start()
-    await produce(worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode())
-                                    for e in events])
+    await produce(
+        worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
+    )
     await wait_until_scored(redis_client, expected_states)
 
     for cid, state in expected_states.items():
@@ -94,10 +100,23 @@ async def test_thousand_events_exact_scores_and_alerts(
     for alert, (key, _, _) in zip(got, records, strict=True):
         crossing = want[alert["alert_id"]]
         assert key == crossing.contact_id.encode()
-        assert (alert["contact_id"], alert["score"], alert["tier"], alert["direction"],
-                alert["value"], alert["previous"], alert["event_id"]) == (
-            crossing.contact_id, crossing.score, crossing.tier, crossing.direction,
-            crossing.value, crossing.previous, crossing.event_id)
+        assert (
+            alert["contact_id"],
+            alert["score"],
+            alert["tier"],
+            alert["direction"],
+            alert["value"],
+            alert["previous"],
+            alert["event_id"],
+        ) == (
+            crossing.contact_id,
+            crossing.score,
+            crossing.tier,
+            crossing.direction,
+            crossing.value,
+            crossing.previous,
+            crossing.event_id,
+        )
         assert alert["model"] == model.name
 
 
@@ -105,20 +124,33 @@ async def test_bad_events_go_to_dead_letter_topic_with_reasons(
     services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
 ) -> None:
     worker = make_worker(worker_factory, services, tmp_path, max_event_bytes=2048)
-    good = Event(event_id="ok-1", contact_id="c-dlq", type="demo_request",
-                 occurred_at=datetime(2026, 11, 28, tzinfo=UTC))
+    good = Event(
+        event_id="ok-1",
+        contact_id="c-dlq",
+        type="demo_request",
+        occurred_at=datetime(2026, 11, 28, tzinfo=UTC),
+    )
     bad = {
         "malformed_json": b'{"event_id": "x",',
         "missing_field": b'{"event_id": "x2", "contact_id": "c-1", "type": "email_open"}',
-        "invalid_field": json.dumps({"event_id": "x3", "contact_id": "c-1", "type": "email_open",
-                                     "occurred_at": 17}).encode(),
-        "oversized": json.dumps({"event_id": "x4", "contact_id": "c-1", "type": "email_open",
-                                 "occurred_at": "2026-11-28T00:00:00Z",
-                                 "properties": {"pad": "x" * 4000}}).encode(),
+        "invalid_field": json.dumps(
+            {"event_id": "x3", "contact_id": "c-1", "type": "email_open", "occurred_at": 17}
+        ).encode(),
+        "oversized": json.dumps(
+            {
+                "event_id": "x4",
+                "contact_id": "c-1",
+                "type": "email_open",
+                "occurred_at": "2026-11-28T00:00:00Z",
+                "properties": {"pad": "x" * 4000},
+            }
+        ).encode(),
     }
     worker.start()
-    await produce(worker.settings, [(b"c-1", v) for v in bad.values()]
-                  + [(b"c-dlq", good.model_dump_json().encode())])
+    await produce(
+        worker.settings,
+        [(b"c-1", v) for v in bad.values()] + [(b"c-dlq", good.model_dump_json().encode())],
+    )
     await wait_until_scored(redis_client, {"c-dlq": ContactState(seen={"ok-1"})})
     assert int(await redis_client.hget(contact_keys("c-dlq")[0], "s:engagement") or 0) == 25
 
