@@ -1,0 +1,28 @@
+"""Documentation that must not drift from the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stream_scorer.settings import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_and_env_example_list_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "config" / ".env.example").read_text()
+    for name, field in Settings.model_fields.items():
+        var = f"{ENV_PREFIX}{name.upper()}"
+        assert f"`{var}`" in readme, f"{var} is missing from the README"
+        assert f"{var}={field.default}" in example, f"{var} is missing from .env.example"
+
+
+def test_readme_quick_start_commands_exist_and_ci_runs_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "scripts/demo " in readme
+    assert "scripts/test " in readme
+    for script in ("scripts/demo", "scripts/test", "scripts/setup", ".ci/run"):
+        path = ROOT / script
+        assert path.stat().st_mode & 0o111, f"{script} is not executable"
+    assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
