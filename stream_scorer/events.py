@@ -7,10 +7,18 @@ reason code for the dead-letter topic instead of a crashed agent.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from stream_scorer.errors import InvalidEvent
 
@@ -18,6 +26,7 @@ from stream_scorer.errors import InvalidEvent
 #: would move the tag and split a contact's keys across cluster slots.
 CONTACT_ID_PATTERN = r"^[^{}\x00-\x1f\x7f]{1,200}$"
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 #: The event type that sets (or, with null, removes) contact attributes.
 CONTACT_UPDATED = "contact_updated"
@@ -31,8 +40,18 @@ class Event(BaseModel):
     event_id: str = Field(min_length=1, max_length=200)
     contact_id: str = Field(pattern=CONTACT_ID_PATTERN)
     type: str = Field(pattern=EVENT_TYPE_PATTERN)
-    occurred_at: AwareDatetime = Field(strict=True)
+    occurred_at: AwareDatetime
     properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339_only(cls, value: Any) -> Any:
+        # pydantic also reads "1714557600" as a Unix time; producers must say what they mean.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _RFC3339_START.match(value):
+            raise ValueError("must be an RFC 3339 time such as 2026-11-28T12:00:00Z")
+        return value
 
 
 class Alert(BaseModel):

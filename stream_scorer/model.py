@@ -85,20 +85,34 @@ class ScoringModelSpec(_Strict):
     scores: dict[str, ScoreSpec] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> ScoringModelSpec:
-        problems = []
-        seen: set[str] = set()
-        for i, rule in enumerate(self.rules):
-            if rule.id in seen:
-                problems.append(f"rules[{i}].id: duplicate rule id {rule.id!r}")
-            seen.add(rule.id)
-            if rule.score not in self.scores:
-                known = ", ".join(sorted(self.scores))
-                problems.append(f"rules[{i}].score: unknown score {rule.score!r} (known: {known})")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+
+Problem = tuple[tuple[Any, ...], str]
+
+
+def cross_check(data: Mapping[str, Any]) -> list[Problem]:
+    """Checks that span keys (references, uniqueness), run on the raw file data.
+
+    They run even when some fields are invalid, so one pass reports every
+    problem; each has the place of the offending key.
+    """
+    problems: list[Problem] = []
+    scores = data.get("scores")
+    known = set(scores) if isinstance(scores, Mapping) else set()
+    rules = data.get("rules")
+    seen: set[str] = set()
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, Mapping):
+            continue
+        rid = rule.get("id")
+        if isinstance(rid, str):
+            if rid in seen:
+                problems.append((("rules", i, "id"), f"duplicate rule id {rid!r}"))
+            seen.add(rid)
+        score = rule.get("score")
+        if isinstance(score, str) and known and score not in known:
+            names = ", ".join(sorted(known))
+            problems.append((("rules", i, "score"), f"unknown score {score!r} (known: {names})"))
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,18 +195,25 @@ def parse_model(text: str, source: str = "<model>") -> ScoringModel:
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _lines(node, (), lines)
+
+    def line_of(loc: tuple[Any, ...]) -> int:
+        return next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 0)
+
+    problems: list[str] = []
+    spec: ScoringModelSpec | None = None
     try:
         spec = ScoringModelSpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-            line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 0)
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-            problems.append(f"{_place(loc)} (line {line}): {msg}{shown}")
-        raise ModelError(source, problems) from None
+            problems.append(f"{_place(loc)} (line {line_of(loc)}): {msg}{shown}")
+    for loc, msg in cross_check(data):
+        problems.append(f"{_place(loc)} (line {line_of(loc)}): {msg}")
+    if problems or spec is None:
+        raise ModelError(source, problems)
     return compile_model(spec)
 
 

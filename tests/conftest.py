@@ -54,7 +54,9 @@ def _kafka_container() -> tuple[str, Callable[[], None]]:
         .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
         .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
         .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .with_env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
+        .with_env(
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        )
         .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
         .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
         .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
@@ -90,7 +92,11 @@ def services() -> Iterator[Services]:
         else:
             proc = devservices.start_redis(root / "redis", appendonly=True)
             stops.append(proc.stop)
-            redis_url, how_redis, restart = proc.url, f"local redis-server pid {proc.proc.pid}", proc.restart
+            redis_url, how_redis, restart = (
+                proc.url,
+                f"local redis-server pid {proc.proc.pid}",
+                proc.restart,
+            )
         if env_kafka:
             kafka, how_kafka = env_kafka, "external"
         elif docker:
@@ -100,7 +106,10 @@ def services() -> Iterator[Services]:
         else:
             kp = devservices.start_kafka(root / "kafka")
             stops.append(kp.stop)
-            kafka, how_kafka = kp.bootstrap_servers, f"local Apache Kafka {devservices.KAFKA_VERSION} pid {kp.proc.pid}"
+            kafka, how_kafka = (
+                kp.bootstrap_servers,
+                f"local Apache Kafka {devservices.KAFKA_VERSION} pid {kp.proc.pid}",
+            )
         found = Services(kafka, redis_url, f"kafka: {how_kafka}; redis: {how_redis}", restart)
         _USED.append(found.how)
         yield found

@@ -47,10 +47,10 @@ def make_stream(model: ScoringModel, contacts: int, events: int, seed: int) -> l
 
 
 async def wait_until_scored(
-    client: aioredis.Redis, expected: dict[str, ContactState], timeout: float = 90.0
+    client: aioredis.Redis, expected: dict[str, ContactState], wait_seconds: float = 90.0
 ) -> None:
     """Until every contact has applied all its events and relayed all its alerts."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     while True:
         async with client.pipeline(transaction=False) as pipe:
             for cid in expected:

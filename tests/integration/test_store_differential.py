@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -89,7 +90,7 @@ async def test_redis_script_matches_engine(
         store = RedisStore(client, model, ttl_seconds=3600)
         bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
         relayed: list[dict[str, object]] = []
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in itertools.pairwise(bounds):
             pending = await store.apply_batch(events[lo:hi])
             relayed.extend(json.loads(p.payload) for p in pending)
             await store.mark_relayed(pending)

@@ -1,0 +1,128 @@
+"""Unit tests for the stream-scorer command line (no Kafka, no Redis)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stream_scorer.cli import cli
+
+DEFAULT_MODEL = "config/scoring.yaml"
+
+BAD_MODEL = (
+    "version: 0\n"  # 1
+    "name: bad\n"  # 2
+    "scores:\n"  # 3
+    "  engagement: {min: 10, max: 5}\n"  # 4
+    "rules:\n"  # 5
+    "  - {id: a, score: engagement, on: {type: x}, points: lots}\n"  # 6
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("SCORER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_model_check_default_model(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["model", "check", DEFAULT_MODEL])
+    assert result.exit_code == 0, result.output
+    assert f"{DEFAULT_MODEL}: ok" in result.stdout
+    assert "b2b-default v1" in result.stdout
+    assert "9 rules" in result.stdout
+    assert result.stderr == ""
+
+
+def test_model_check_bad_model_lists_every_problem(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_MODEL, encoding="utf-8")
+    result = runner.invoke(cli, ["model", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: invalid" in result.output
+    lines = result.stderr.splitlines()
+    problem_lines = [line for line in lines if line.startswith("  ")]
+    assert len(problem_lines) == 3
+    assert any(line.startswith("  version (line 1): ") for line in problem_lines)
+    assert any(line.startswith("  scores.engagement (line 4): ") for line in problem_lines)
+    assert any(line.startswith("  rules[0].points (line 6): ") for line in problem_lines)
+    assert "ok" not in result.stdout
+
+
+def test_model_check_mixed_files_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: m\ncolour: red\nscores: {s: {}}\n", encoding="utf-8")
+    result = runner.invoke(cli, ["model", "check", DEFAULT_MODEL, str(bad)])
+    assert result.exit_code == 1
+    assert f"{DEFAULT_MODEL}: ok" in result.stdout
+    assert f"{bad}: invalid" in result.stderr
+    assert "colour (line 3)" in result.stderr
+
+
+def test_model_check_missing_file(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = runner.invoke(cli, ["model", "check", str(missing)])
+    assert result.exit_code == 1
+    assert f"{missing}: invalid" in result.output
+    assert "(file): cannot read" in result.output
+
+
+def test_model_check_yaml_syntax_error(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("version: 1\nname: m\n  bad: indent\n", encoding="utf-8")
+    result = runner.invoke(cli, ["model", "check", str(bad)])
+    assert result.exit_code == 1
+    assert "(line 3): not valid YAML" in result.output
+
+
+def test_model_check_needs_a_file(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["model", "check"])
+    assert result.exit_code == 2
+
+
+def test_worker_with_bad_port_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["worker"], env={"SCORER_WEB_PORT": "notaport"})
+    assert result.exit_code == 2, result.output
+    assert "SCORER_WEB_PORT" in result.stderr
+    assert "notaport" in result.stderr
+    assert result.output.startswith("error: invalid configuration")
+
+
+def test_worker_with_bad_model_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_MODEL, encoding="utf-8")
+    result = runner.invoke(cli, ["worker"], env={"SCORER_MODEL_PATH": str(bad)})
+    assert result.exit_code == 1, result.output
+    assert "3 problem(s)" in result.stderr
+    assert "rules[0].points (line 6)" in result.stderr
+
+
+def test_alerts_tail_with_bad_settings_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["alerts", "tail"], env={"SCORER_REDIS_URL": "http://x"})
+    assert result.exit_code == 2, result.output
+    assert "SCORER_REDIS_URL" in result.stderr
+
+
+def test_no_arguments_shows_help(runner: CliRunner) -> None:
+    result = runner.invoke(cli, [])
+    assert result.exit_code == 2
+    assert "Usage" in result.output
+    for command in ("worker", "demo", "model", "alerts"):
+        assert command in result.output
+
+
+def test_demo_with_bad_model_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_MODEL, encoding="utf-8")
+    result = runner.invoke(cli, ["demo", "--model", str(bad)])
+    assert result.exit_code == 1, result.output
+    assert "version (line 1)" in result.stderr

@@ -1,0 +1,173 @@
+"""Unit tests for stream_scorer.settings: defaults, SCORER_ env vars, error messages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from stream_scorer.errors import ConfigError, ScorerError
+from stream_scorer.settings import ENV_PREFIX, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SCORER_ variable from the caller's shell may leak into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+def test_env_prefix_is_scorer() -> None:
+    assert ENV_PREFIX == "SCORER_"
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert s.kafka_bootstrap_servers == "localhost:9092"
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.events_topic == "scorer.events"
+    assert s.alerts_topic == "scorer.alerts"
+    assert s.dlq_topic == "scorer.events.dlq"
+    assert s.model_path == Path("config/scoring.yaml")
+    assert s.app_id == "stream-scorer"
+    assert s.web_port == 6066
+    assert s.web_host == "127.0.0.1"
+    assert s.topic_partitions == 8
+    assert s.topic_replication_factor == 1
+    assert s.batch_max_events == 1000
+    assert s.batch_max_wait == pytest.approx(0.2)
+    assert s.contact_ttl_days == 180
+    assert s.redis_retry_max_backoff == pytest.approx(5.0)
+    assert s.max_event_bytes == 65_536
+    assert s.log_level == "INFO"
+
+
+def test_default_kafka_url_and_ttl() -> None:
+    s = load_settings()
+    assert s.kafka_url == "kafka://localhost:9092"
+    assert s.contact_ttl_seconds == 180 * 86_400
+
+
+def test_env_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORER_WEB_PORT", "7000")
+    monkeypatch.setenv("SCORER_KAFKA_BOOTSTRAP_SERVERS", "broker-1:9093")
+    monkeypatch.setenv("SCORER_REDIS_URL", "rediss://cache.example:6380/2")
+    monkeypatch.setenv("SCORER_EVENTS_TOPIC", "crm.events-v2")
+    monkeypatch.setenv("SCORER_MODEL_PATH", "models/other.yaml")
+    monkeypatch.setenv("SCORER_BATCH_MAX_WAIT", "1.5")
+    monkeypatch.setenv("SCORER_CONTACT_TTL_DAYS", "0.5")
+    s = load_settings()
+    assert s.web_port == 7000
+    assert s.kafka_bootstrap_servers == "broker-1:9093"
+    assert s.redis_url == "rediss://cache.example:6380/2"
+    assert s.events_topic == "crm.events-v2"
+    assert s.model_path == Path("models/other.yaml")
+    assert s.batch_max_wait == pytest.approx(1.5)
+    assert s.contact_ttl_seconds == 43_200
+
+
+def test_unprefixed_variable_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_PORT", "7000")
+    assert load_settings().web_port == 6066
+
+
+def test_unknown_scorer_variable_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORER_NO_SUCH_SETTING", "whatever")
+    assert load_settings().web_port == 6066
+
+
+def test_overrides_win_over_defaults() -> None:
+    s = load_settings(web_port=9999, app_id="other-app")
+    assert s.web_port == 9999
+    assert s.app_id == "other-app"
+
+
+def test_unix_redis_url_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORER_REDIS_URL", "unix:///run/redis.sock")
+    assert load_settings().redis_url == "unix:///run/redis.sock"
+
+
+@pytest.mark.parametrize("given", ["debug", "Warning", "ERROR"])
+def test_log_level_is_uppercased(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    monkeypatch.setenv("SCORER_LOG_LEVEL", given)
+    assert load_settings().log_level == given.upper()
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("SCORER_WEB_PORT", "notaport"),
+        ("SCORER_WEB_PORT", "70000"),
+        ("SCORER_WEB_PORT", "0"),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", "nohostport"),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", "host:notaport"),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", "host:0"),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", "host:65536"),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", ":9092"),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", " , "),
+        ("SCORER_KAFKA_BOOTSTRAP_SERVERS", "good:9092,bad"),
+        ("SCORER_REDIS_URL", "http://x"),
+        ("SCORER_LOG_LEVEL", "verbose"),
+        ("SCORER_EVENTS_TOPIC", "bad topic"),
+        ("SCORER_ALERTS_TOPIC", "a" * 250),
+        ("SCORER_DLQ_TOPIC", "dlq/topic"),
+        ("SCORER_TOPIC_PARTITIONS", "0"),
+        ("SCORER_BATCH_MAX_WAIT", "0"),
+        ("SCORER_MAX_EVENT_BYTES", "255"),
+    ],
+)
+def test_invalid_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert var in message
+    assert repr(value) in message
+
+
+def test_config_error_is_a_scorer_error_without_pydantic_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCORER_WEB_PORT", "notaport")
+    with pytest.raises(ScorerError) as info:
+        load_settings()
+    assert isinstance(info.value, ConfigError)
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__ is True
+
+
+def test_every_bad_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORER_WEB_PORT", "notaport")
+    monkeypatch.setenv("SCORER_LOG_LEVEL", "loud")
+    monkeypatch.setenv("SCORER_REDIS_URL", "http://x")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    for var in ("SCORER_WEB_PORT", "SCORER_LOG_LEVEL", "SCORER_REDIS_URL"):
+        assert var in message
+    # A good variable is not blamed.
+    assert "SCORER_KAFKA_BOOTSTRAP_SERVERS" not in message
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings()
+    with pytest.raises(ValidationError):
+        s.web_port = 1  # type: ignore[misc]
+    assert s.web_port == 6066
+
+
+def test_kafka_url_for_several_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORER_KAFKA_BOOTSTRAP_SERVERS", " k1:9092 , k2:9093,,[::1]:9094 ")
+    s = load_settings()
+    assert s.kafka_bootstrap_servers == "k1:9092,k2:9093,[::1]:9094"
+    assert s.kafka_url == "kafka://k1:9092;kafka://k2:9093;kafka://[::1]:9094"
+
+
+def test_settings_class_directly_raises_validation_error() -> None:
+    with pytest.raises(ValidationError):
+        Settings(web_port=70000)
