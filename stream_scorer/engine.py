@@ -1,71 +1,175 @@
 """The pure reference engine: the specification of scoring.
 
 ``apply(state, event, model)`` returns the contact's next state and what
-happened (awards and threshold crossings). No I/O and no clock but the
-event's own time, so backtests, the Redis script and the tests can all be
-checked against it. ``score.lua`` implements the same semantics in Redis.
+happened; ``advance(state, t, model, contact_id)`` moves a contact's clock
+to ``t`` so that expired awards drop out. No I/O, and no clock but event
+time. The live path, backtests and the API all score with this module.
 
-Semantics (kept identical in ``score.lua``):
-- an event id seen before for the contact changes nothing;
-- an event's awards apply in rule order, each clamped to the score's range;
-- after the event, each tier of each touched score is checked in order: an
-  inactive tier whose ``at`` is reached crosses up, an active tier whose
-  score fell below its re-arm level crosses down.
+The semantics, in the order they apply to one event at time ``t``:
+
+1. An event id the contact has seen changes nothing.
+2. The contact's clock becomes ``max(clock, t)``. Awards whose expiry is at
+   or before the clock drop out first, one expiry instant at a time; each
+   instant can cross tiers down (cause ``expired@<ms>``).
+3. ``contact_updated`` sets attributes (``null`` removes one); an attribute
+   older than the value it would replace is ignored, so late updates do
+   not win. Attribute rules are re-evaluated: an award is in force exactly
+   while its condition holds. They are never accumulated.
+4. Any other event: each rule for its type whose ``where`` matches, in file
+   order, is checked and either awards or is refused with a reason:
+   ``once`` (already awarded), ``expired`` (the award would already have
+   expired), ``late`` (older than the rule's window behind the clock: its
+   caps cannot be checked), ``burst`` (the same rule within ``burst`` of a
+   counted event), ``frequency`` (fewer than ``count`` matching events in
+   ``within``), ``cap`` (the rolling window is full; a points cap can also
+   award part of the points).
+5. A score is the sum of its live awards, each category's sum held within
+   the category's ``min``/``max``, the total within the score's range.
+6. Tiers, per score: an inactive tier becomes active when the score is at
+   least ``at`` and every gate of the score passes (crossing up); an
+   active tier stays active while the score is at least ``rearm_below``
+   and the gates pass, else it crosses down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream_scorer.alerts import alert_id
-from stream_scorer.events import Event
-from stream_scorer.model import ScoreSpec, ScoringModel
+from stream_scorer.events import Event, epoch_ms
+from stream_scorer.model import CONTACT_UPDATED, CompiledRule, ScoringModel
 
 
-@dataclass
-class ContactState:
-    """One contact's scoring state; plain data that round-trips through JSON."""
+@dataclass(slots=True)
+class Award:
+    """Points one rule gave one contact; the unit of explanation."""
 
-    scores: dict[str, int] = field(default_factory=dict)
-    active_tiers: dict[str, list[str]] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)
+    rule: str
+    score: str
+    category: str | None
+    points: int
+    event_id: str
+    at: int
+    expires_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "scores": dict(self.scores),
-            "active_tiers": {k: list(v) for k, v in self.active_tiers.items()},
-            "seen": sorted(self.seen),
+            "rule": self.rule,
+            "score": self.score,
+            "category": self.category,
+            "points": self.points,
+            "event_id": self.event_id,
+            "at": self.at,
+            "expires_at": self.expires_at,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ContactState:
+    def from_json(cls, d: Mapping[str, Any]) -> Award:
         return cls(
-            scores=dict(data.get("scores", {})),
-            active_tiers={k: list(v) for k, v in data.get("active_tiers", {}).items()},
-            seen=set(data.get("seen", [])),
+            d["rule"],
+            d["score"],
+            d.get("category"),
+            int(d["points"]),
+            d["event_id"],
+            int(d["at"]),
+            None if d.get("expires_at") is None else int(d["expires_at"]),
         )
+
+
+@dataclass(slots=True)
+class ContactState:
+    """One contact's scoring state: plain data that round-trips through JSON.
+
+    ``sums`` and ``values`` are derived from the awards and rebuilt by
+    :meth:`from_json`; everything else is the record of what happened.
+    """
+
+    clock: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attribute_times: dict[str, int] = field(default_factory=dict)
+    awards: list[Award] = field(default_factory=list)
+    fit: dict[str, Award] = field(default_factory=dict)
+    history: dict[str, list[list[int]]] = field(default_factory=dict)
+    totals: dict[str, list[int]] = field(default_factory=dict)
+    once: set[str] = field(default_factory=set)
+    pending: dict[str, list[int]] = field(default_factory=dict)
+    tiers: dict[str, list[str]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, dict[str, int]] = field(default_factory=dict)
+    values: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clock": self.clock,
+            "attributes": self.attributes,
+            "attribute_times": self.attribute_times,
+            "awards": [a.to_json() for a in self.awards],
+            "fit": [a.to_json() for a in self.fit.values()],
+            "history": self.history,
+            "totals": self.totals,
+            "once": sorted(self.once),
+            "pending": self.pending,
+            "tiers": self.tiers,
+            "seen": self.seen,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], model: ScoringModel) -> ContactState:
+        state = cls(
+            clock=d.get("clock"),
+            attributes=dict(d.get("attributes", {})),
+            attribute_times={k: int(v) for k, v in d.get("attribute_times", {}).items()},
+            awards=[Award.from_json(a) for a in d.get("awards", [])],
+            fit={a["rule"]: Award.from_json(a) for a in d.get("fit", [])},
+            history={k: [list(x) for x in v] for k, v in d.get("history", {}).items()},
+            totals={k: list(v) for k, v in d.get("totals", {}).items()},
+            once=set(d.get("once", [])),
+            pending={k: list(v) for k, v in d.get("pending", {}).items()},
+            tiers={k: list(v) for k, v in d.get("tiers", {}).items()},
+            seen=dict(d.get("seen", {})),
+        )
+        _rebuild(state, model)
+        return state
 
     def copy(self) -> ContactState:
         return ContactState(
-            scores=dict(self.scores),
-            active_tiers={k: list(v) for k, v in self.active_tiers.items()},
-            seen=set(self.seen),
+            clock=self.clock,
+            attributes=dict(self.attributes),
+            attribute_times=dict(self.attribute_times),
+            awards=list(self.awards),
+            fit=dict(self.fit),
+            history={k: [list(x) for x in v] for k, v in self.history.items()},
+            totals={k: list(v) for k, v in self.totals.items()},
+            once=set(self.once),
+            pending={k: list(v) for k, v in self.pending.items()},
+            tiers={k: list(v) for k, v in self.tiers.items()},
+            seen=dict(self.seen),
+            sums={k: dict(v) for k, v in self.sums.items()},
+            values=dict(self.values),
         )
+
+    def live_awards(self) -> list[Award]:
+        return [*self.fit.values(), *self.awards]
+
+    def next_expiry(self) -> int | None:
+        times = [a.expires_at for a in self.awards if a.expires_at is not None]
+        return min(times) if times else None
 
 
 @dataclass(frozen=True, slots=True)
-class AwardMade:
+class Refusal:
     rule: str
-    score: str
-    points: int
-    applied: int
+    reason: str
     event_id: str
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Crossing:
+    """A tier crossed up or down; ``cause`` is an event id or ``expired@<ms>``."""
+
     contact_id: str
     score: str
     tier: str
@@ -73,86 +177,429 @@ class Crossing:
     value: int
     previous: int
     threshold: int
-    event_id: str
+    cause: str
+    at: int
+    display: int
+    reasons: tuple[Award, ...] = ()
 
     @property
     def alert_id(self) -> str:
-        return alert_id(self.contact_id, self.score, self.tier, self.direction, self.event_id)
+        return alert_id(self.contact_id, self.score, self.tier, self.direction, self.cause)
+
+    @property
+    def event_id(self) -> str | None:
+        return None if self.cause.startswith("expired@") else self.cause
 
 
 @dataclass(frozen=True, slots=True)
 class Effects:
     duplicate: bool = False
-    awards: tuple[AwardMade, ...] = ()
+    awards: tuple[Award, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+    expired: tuple[Award, ...] = ()
+    withdrawn: tuple[Award, ...] = ()
     crossings: tuple[Crossing, ...] = ()
 
 
-def _clamp(value: int, spec: ScoreSpec) -> int:
-    if value < spec.min:
-        return spec.min
-    if spec.max is not None and value > spec.max:
-        return spec.max
-    return value
+DUPLICATE = Effects(duplicate=True)
 
 
-def initial_score(spec: ScoreSpec) -> int:
-    return _clamp(0, spec)
+def _value(model: ScoringModel, name: str, sums: Mapping[str, int]) -> int:
+    score = model.scores[name]
+    total = 0
+    for category, raw in sums.items():
+        if category:
+            low, high = score.categories[category]
+            if high is not None and raw > high:
+                raw = high
+            if low is not None and raw < low:
+                raw = low
+        total += raw
+    return score.clamp(total)
 
 
-def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[ContactState, Effects]:
-    """Apply one event to one contact's state."""
-    if event.event_id in state.seen:
-        return state, Effects(duplicate=True)
-    new = state.copy()
-    new.seen.add(event.event_id)
-    scores = model.spec.scores
-    before: dict[str, int] = {}
-    made: list[AwardMade] = []
-    for award in model.awards_for(event.type):
-        spec = scores[award.score]
-        current = new.scores.get(award.score, initial_score(spec))
-        before.setdefault(award.score, current)
-        after = _clamp(current + award.points, spec)
-        new.scores[award.score] = after
-        made.append(
-            AwardMade(award.rule, award.score, award.points, after - current, event.event_id)
-        )
-    crossings: list[Crossing] = []
-    for name, previous in before.items():
-        value = new.scores[name]
-        active = new.active_tiers.setdefault(name, [])
-        for tier in scores[name].thresholds:
-            if tier.name not in active and value >= tier.at:
-                active.append(tier.name)
-                direction = "up"
-            elif tier.name in active and value < tier.rearm:
+def _rebuild(state: ContactState, model: ScoringModel) -> None:
+    state.sums = {}
+    for award in state.live_awards():
+        cats = state.sums.setdefault(award.score, {})
+        key = award.category or ""
+        cats[key] = cats.get(key, 0) + award.points
+    state.values = {name: _value(model, name, state.sums.get(name, {})) for name in model.scores}
+
+
+def _add(state: ContactState, model: ScoringModel, award: Award, sign: int) -> None:
+    cats = state.sums.setdefault(award.score, {})
+    key = award.category or ""
+    cats[key] = cats.get(key, 0) + sign * award.points
+    state.values[award.score] = _value(model, award.score, cats)
+
+
+def _gates_pass(model: ScoringModel, score: str, attributes: Mapping[str, Any]) -> bool:
+    return all(gate(attributes) for _, gate in model.scores[score].gates)
+
+
+def _check_tiers(
+    state: ContactState,
+    model: ScoringModel,
+    contact_id: str,
+    names: Iterable[str],
+    previous: Mapping[str, int],
+    cause: str,
+    at: int,
+    out: list[Crossing],
+) -> None:
+    for name in names:
+        score = model.scores[name]
+        if not score.thresholds:
+            continue
+        value = state.values[name]
+        gates_ok = _gates_pass(model, name, state.attributes) if score.gates else True
+        active = state.tiers.setdefault(name, [])
+        for tier in score.thresholds:
+            if tier.name in active:
+                if gates_ok and value >= tier.rearm:
+                    continue
                 active.remove(tier.name)
                 direction = "down"
+            elif gates_ok and value >= tier.at:
+                active.append(tier.name)
+                direction = "up"
             else:
                 continue
-            crossings.append(
+            out.append(
                 Crossing(
-                    event.contact_id,
+                    contact_id,
                     name,
                     tier.name,
                     direction,
                     value,
-                    previous,
+                    previous.get(name, value),
                     tier.at,
-                    event.event_id,
+                    cause,
+                    at,
+                    model.display(name, value, state.attributes),
+                    _top_awards(state, name),
                 )
             )
-    return new, Effects(awards=tuple(made), crossings=tuple(crossings))
+        if not active:
+            del state.tiers[name]
+
+
+def _top_awards(state: ContactState, score: str, n: int = 3) -> tuple[Award, ...]:
+    live = [a for a in state.live_awards() if a.score == score]
+    live.sort(key=lambda a: (-abs(a.points), a.at, a.rule))
+    return tuple(live[:n])
+
+
+def _expire(
+    state: ContactState,
+    model: ScoringModel,
+    contact_id: str,
+    until: int,
+    expired: list[Award],
+    out: list[Crossing],
+) -> None:
+    """Drop awards expiring at or before ``until``, one instant at a time."""
+    while True:
+        instant = state.next_expiry()
+        if instant is None or instant > until:
+            return
+        previous = dict(state.values)
+        keep: list[Award] = []
+        touched: set[str] = set()
+        for award in state.awards:
+            if award.expires_at is not None and award.expires_at <= instant:
+                _add(state, model, award, -1)
+                expired.append(award)
+                touched.add(award.score)
+            else:
+                keep.append(award)
+        state.awards = keep
+        _check_tiers(
+            state, model, contact_id, sorted(touched), previous, f"expired@{instant}", instant, out
+        )
+
+
+def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> int:
+    """The fullest rolling window ``(e - per, e]`` that would contain an award at ``t``."""
+    near = [(at, p) for at, p in history if t - per < at < t + per]
+    ends = [t, *(at for at, _ in near if at > t)]
+    return max(sum((p if points else 1) for at, p in near if e - per < at <= e) for e in ends)
+
+
+def _award_rule(
+    state: ContactState,
+    rule: CompiledRule,
+    event: Event,
+    t: int,
+    now: int,
+    refused: list[Refusal],
+    made: list[Award],
+) -> None:
+    eid = event.event_id
+
+    def refuse(reason: str, detail: str = "") -> None:
+        refused.append(Refusal(rule.id, reason, eid, detail))
+
+    if rule.once and rule.id in state.once:
+        return refuse("once")
+    if rule.expires is not None and t + rule.expires <= now:
+        return refuse("expired", "the award would already have expired")
+    window = rule.window
+    if window is not None and t <= now - window:
+        return refuse("late", "older than the rule's window behind the contact's clock")
+    history = state.history.get(rule.id, [])
+    if rule.burst is not None:
+        recent = [at for at, _ in history] + state.pending.get(rule.id, [])
+        if any(abs(t - at) < rule.burst for at in recent):
+            return refuse("burst")
+    if rule.freq_count is not None and rule.freq_within is not None:
+        pending = state.pending.setdefault(rule.id, [])
+        pending.append(t)
+        inside = [at for at in pending if t - rule.freq_within < at <= t]
+        if len(inside) < rule.freq_count:
+            return refuse("frequency", f"{len(inside)} of {rule.freq_count}")
+        state.pending[rule.id] = [at for at in pending if at not in inside]
+        if not state.pending[rule.id]:
+            del state.pending[rule.id]
+    points = rule.points
+    if rule.cap_points is not None or rule.cap_occurrences is not None:
+        use_points = rule.cap_points is not None
+        limit = rule.cap_points if use_points else rule.cap_occurrences
+        assert limit is not None
+        if rule.cap_per is None:
+            total = state.totals.get(rule.id, [0, 0])
+            load = total[0] if use_points else total[1]
+        else:
+            load = _window_load(history, t, rule.cap_per, use_points)
+        room = limit - load
+        if room <= 0:
+            return refuse("cap")
+        if use_points and room < points:
+            points = room
+    award = Award(
+        rule.id,
+        rule.score,
+        rule.category,
+        points,
+        eid,
+        t,
+        None if rule.expires is None else t + rule.expires,
+    )
+    made.append(award)
+    state.awards.append(award)
+    if rule.once:
+        state.once.add(rule.id)
+    if rule.keeps_history:
+        state.history.setdefault(rule.id, []).append([t, points])
+    if rule.cap_per is None and (rule.cap_points is not None or rule.cap_occurrences is not None):
+        total = state.totals.setdefault(rule.id, [0, 0])
+        total[0] += points
+        total[1] += 1
+
+
+def _prune(state: ContactState, model: ScoringModel, now: int) -> None:
+    """Forget history no window can reach any more (late events are refused, see ``late``)."""
+    for rid in list(state.history):
+        rule = model.by_id.get(rid)
+        window = rule.window if rule is not None else None
+        kept = [x for x in state.history[rid] if window is not None and x[0] > now - 2 * window]
+        if kept:
+            state.history[rid] = kept
+        else:
+            del state.history[rid]
+    for rid in list(state.pending):
+        rule = model.by_id.get(rid)
+        within = rule.freq_within if rule is not None else None
+        times = [at for at in state.pending[rid] if within is not None and at > now - within]
+        if times:
+            state.pending[rid] = times
+        else:
+            del state.pending[rid]
+
+
+def _update_attributes(state: ContactState, event: Event, t: int) -> bool:
+    changed = False
+    for key, value in event.properties.items():
+        if t < state.attribute_times.get(key, t):
+            continue  # a late update: the newer value stands
+        state.attribute_times[key] = t
+        if value is None:
+            if key in state.attributes:
+                del state.attributes[key]
+                changed = True
+        elif state.attributes.get(key, _ABSENT) != value:
+            state.attributes[key] = value
+            changed = True
+    return changed
+
+
+_ABSENT = object()
+
+
+def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Effects:
+    """:func:`apply` without the copy; the caller owns ``state``."""
+    eid = event.event_id
+    if eid in state.seen:
+        return DUPLICATE
+    t = epoch_ms(event.occurred_at)
+    state.seen[eid] = t
+    now = t if state.clock is None or t > state.clock else state.clock
+    state.clock = now
+    crossings: list[Crossing] = []
+    expired: list[Award] = []
+    if state.awards:
+        _expire(state, model, event.contact_id, now, expired, crossings)
+    if not state.values:
+        _rebuild(state, model)
+    previous = dict(state.values)
+    made: list[Award] = []
+    refused: list[Refusal] = []
+    withdrawn: list[Award] = []
+    if event.type == CONTACT_UPDATED:
+        if _update_attributes(state, event, t):
+            for rule in model.attribute_rules:
+                assert rule.when is not None
+                holds = rule.when(state.attributes)
+                current = state.fit.get(rule.id)
+                if holds and current is None:
+                    award = Award(rule.id, rule.score, rule.category, rule.points, eid, t)
+                    state.fit[rule.id] = award
+                    _add(state, model, award, +1)
+                    made.append(award)
+                elif not holds and current is not None:
+                    del state.fit[rule.id]
+                    _add(state, model, current, -1)
+                    withdrawn.append(current)
+            _check_tiers(state, model, event.contact_id, model.scores, previous, eid, t, crossings)
+    else:
+        rules = model.by_type.get(event.type)
+        if rules:
+            props = event.properties
+            for rule in rules:
+                if rule.match is not None and not rule.match(props):
+                    continue
+                before = len(made)
+                _award_rule(state, rule, event, t, now, refused, made)
+                if len(made) > before:
+                    _add(state, model, made[-1], +1)
+            if made:
+                _check_tiers(
+                    state,
+                    model,
+                    event.contact_id,
+                    {a.score: None for a in made},
+                    previous,
+                    eid,
+                    t,
+                    crossings,
+                )
+            if state.history or state.pending:
+                _prune(state, model, now)
+    if not (made or refused or expired or withdrawn or crossings):
+        return Effects()
+    return Effects(
+        awards=tuple(made),
+        refused=tuple(refused),
+        expired=tuple(expired),
+        withdrawn=tuple(withdrawn),
+        crossings=tuple(crossings),
+    )
+
+
+def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[ContactState, Effects]:
+    """Apply one event to one contact's state; the given state is left unchanged."""
+    if event.event_id in state.seen:
+        return state, DUPLICATE
+    new = state.copy()
+    return new, apply_in_place(new, event, model)
+
+
+def advance(
+    state: ContactState, t: int, model: ScoringModel, contact_id: str
+) -> tuple[ContactState, Effects]:
+    """Move the contact's clock to ``t`` (ms): awards expire, tiers may cross down."""
+    new = state.copy()
+    return new, advance_in_place(new, t, model, contact_id)
+
+
+def advance_in_place(state: ContactState, t: int, model: ScoringModel, contact_id: str) -> Effects:
+    if state.clock is None or t > state.clock:
+        state.clock = t
+    if not state.values:
+        _rebuild(state, model)
+    expired: list[Award] = []
+    crossings: list[Crossing] = []
+    _expire(state, model, contact_id, state.clock, expired, crossings)
+    return Effects(expired=tuple(expired), crossings=tuple(crossings))
 
 
 def replay(
-    events: Iterable[Event], model: ScoringModel
+    events: Iterable[Event], model: ScoringModel, until: int | None = None
 ) -> tuple[dict[str, ContactState], list[Crossing]]:
-    """Apply events in the order given; return every contact's state and all crossings."""
+    """Apply events in the order given (then advance every contact to ``until``)."""
     states: dict[str, ContactState] = {}
     crossings: list[Crossing] = []
     for event in events:
-        state = states.get(event.contact_id) or ContactState()
-        states[event.contact_id], effects = apply(state, event, model)
-        crossings.extend(effects.crossings)
+        state = states.get(event.contact_id)
+        if state is None:
+            state = states[event.contact_id] = ContactState()
+            _rebuild(state, model)
+        effects = apply_in_place(state, event, model)
+        if effects.crossings:
+            crossings.extend(effects.crossings)
+    if until is not None:
+        for cid, state in states.items():
+            crossings.extend(advance_in_place(state, until, model, cid).crossings)
     return states, crossings
+
+
+@dataclass(frozen=True)
+class ScoreExplanation:
+    """Why a contact has the score it has."""
+
+    score: str
+    value: int
+    display: int
+    tiers: list[str]
+    gates: dict[str, bool]
+    categories: dict[str, dict[str, int | None]]
+    awards: list[Award]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "value": self.value,
+            "display": self.display,
+            "tiers": self.tiers,
+            "gates": self.gates,
+            "categories": self.categories,
+            "awards": [a.to_json() for a in self.awards],
+        }
+
+
+def explain(state: ContactState, model: ScoringModel) -> dict[str, ScoreExplanation]:
+    """Every score with its tiers, gates, category totals and the live awards behind it."""
+    if not state.values:
+        _rebuild(state, model)
+    out: dict[str, ScoreExplanation] = {}
+    for name, score in model.scores.items():
+        sums = state.sums.get(name, {})
+        cats: dict[str, dict[str, int | None]] = {}
+        for category, raw in sorted(sums.items()):
+            low, high = score.categories.get(category, (None, None)) if category else (None, None)
+            counted = raw if high is None or raw <= high else high
+            counted = counted if low is None or counted >= low else low
+            cats[category or "(none)"] = {"raw": raw, "counted": counted, "max": high}
+        out[name] = ScoreExplanation(
+            score=name,
+            value=state.values[name],
+            display=model.display(name, state.values[name], state.attributes),
+            tiers=[t.name for t in score.thresholds if t.name in state.tiers.get(name, [])],
+            gates={gid: gate(state.attributes) for gid, gate in score.gates},
+            categories=cats,
+            awards=sorted(
+                (a for a in state.live_awards() if a.score == name), key=lambda a: (a.at, a.rule)
+            ),
+        )
+    return out

@@ -8,7 +8,7 @@ reason code for the dead-letter topic instead of a crashed agent.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import (
@@ -54,23 +54,38 @@ class Event(BaseModel):
         return value
 
 
+class AlertReason(BaseModel):
+    """One live award behind a crossing (the largest few are listed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    points: int
+    event_id: str
+    awarded_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
 class Alert(BaseModel):
     """A threshold crossing. ``alert_id`` is the same for the same crossing on every replay."""
 
     model_config = ConfigDict(frozen=True)
 
-    alert_id: str
+    alert_id: str = Field(description="Deterministic id: dedupe on it.")
     contact_id: str
-    score: str
-    tier: str
+    score: str = Field(description="The named score that crossed.")
+    tier: str = Field(description="The threshold's name, e.g. mql.")
     direction: Literal["up", "down"]
-    value: int
-    previous: int
-    threshold: int
-    event_id: str
-    occurred_at: AwareDatetime = Field(strict=True)
+    value: int = Field(description="The score after the crossing.")
+    previous: int = Field(description="The score before the event or expiry that crossed.")
+    threshold: int = Field(description="The tier's 'at' level.")
+    display: int = Field(description="The score with the class digit, e.g. 2089.")
+    trigger: Literal["event", "expiry"]
+    event_id: str | None = Field(description="The event that caused it; null for expiry.")
+    occurred_at: AwareDatetime = Field(description="Event time of the cause.")
     model: str
     model_version: int
+    reasons: list[AlertReason] = Field(default_factory=list)
 
 
 def decode_event(raw: bytes | None, max_bytes: int = 65_536) -> Event:
@@ -95,6 +110,19 @@ def decode_event(raw: bytes | None, max_bytes: int = 65_536) -> Event:
 
 def encode_event(event: Event) -> bytes:
     return event.model_dump_json().encode()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the Unix epoch: the engine's integer clock."""
+    return (ts - _EPOCH) // _MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def utc(ts: datetime) -> datetime:

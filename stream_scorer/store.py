@@ -1,11 +1,17 @@
-"""Contact state in Redis: one atomic, idempotent script call per contact.
+"""Contact state in Redis, written by one atomic compare-and-set per contact.
 
-Keys share the hash tag ``{contact_id}`` so a contact's state never splits
-across Redis Cluster slots. A batch is sent as one pipeline of script calls
-(one round trip on a single node). Alerts are written by the script into
-the contact's outbox in the same atomic step as the score change, and leave
-it only after Kafka has acknowledged them (:meth:`RedisStore.mark_relayed`):
-a crash can duplicate an alert, never lose one.
+Scoring itself is done by the reference engine (:mod:`stream_scorer.engine`)
+in the worker, on the state read from Redis; ``store.lua`` writes the new
+state and the alerts it produced in one atomic step, only if the contact was
+not written since it was read. So the live path cannot drift from the
+specification, and a contact whose events arrive through two workers at
+once (a rebalance, two partitions) is retried instead of overwritten.
+
+Keys share the hash tag ``{contact_id}`` so a contact's keys stay in one
+Redis Cluster slot. A batch costs two round trips: one pipelined read, one
+pipelined script call per contact. Alerts leave the outbox only after
+Kafka acknowledged them (:meth:`RedisStore.mark_relayed`): a crash can
+duplicate an alert, never lose one.
 """
 
 from __future__ import annotations
@@ -19,16 +25,20 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from stream_scorer.alerts import alert_payload
+from stream_scorer.engine import ContactState, ScoreExplanation, apply_in_place, explain
+from stream_scorer.errors import ScorerError
 from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel
 
 KEY_PREFIX = "ss"
+MAX_CONFLICT_RETRIES = 20
 
 
-def contact_keys(contact_id: str) -> tuple[str, str, str]:
-    """State hash, seen-event set and alert outbox of one contact."""
+def contact_keys(contact_id: str) -> tuple[str, str]:
+    """State hash and alert outbox of one contact."""
     tag = f"{KEY_PREFIX}:{{{contact_id}}}"
-    return f"{tag}:state", f"{tag}:seen", f"{tag}:outbox"
+    return f"{tag}:state", f"{tag}:outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,73 +49,80 @@ class PendingAlert:
     payload: bytes
 
 
-@dataclass(frozen=True)
-class ContactView:
-    scores: dict[str, int]
-    active_tiers: dict[str, list[str]]
-    events_applied: int
+def compact(state: ContactState, dedupe_ms: int) -> None:
+    """Forget event ids older than the dedupe window behind the contact's clock."""
+    if state.clock is None or len(state.seen) < 64:
+        return
+    horizon = state.clock - dedupe_ms
+    state.seen = {eid: t for eid, t in state.seen.items() if t >= horizon}
 
 
 class RedisStore:
-    """Applies batches of events to Redis with the scoring script."""
+    """Applies batches of events to contacts kept in Redis."""
 
-    def __init__(self, client: aioredis.Redis, model: ScoringModel, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        model: ScoringModel,
+        ttl_seconds: int,
+        dedupe_seconds: int = 30 * 86_400,
+    ) -> None:
         self._redis = client
-        self._model = model
-        self._ttl = ttl_seconds
-        source = resources.files("stream_scorer").joinpath("score.lua").read_text()
+        self.model = model
+        self._ttl_ms = ttl_seconds * 1000
+        self._dedupe_ms = dedupe_seconds * 1000
+        source = resources.files("stream_scorer").joinpath("store.lua").read_text()
         self._script: AsyncScript = client.register_script(source)
-        self._scores = {
-            name: {
-                "min": spec.min,
-                "max": spec.max,
-                "tiers": [[t.name, t.at, t.rearm] for t in spec.thresholds],
-            }
-            for name, spec in model.spec.scores.items()
-        }
 
-    def _request(self, contact_id: str, events: Sequence[Event]) -> str:
-        scores = {a.score for e in events for a in self._model.awards_for(e.type)}
-        return json.dumps(
-            {
-                "contact": contact_id,
-                "ttl": self._ttl,
-                "model": self._model.name,
-                "model_version": self._model.version,
-                "scores": {name: self._scores[name] for name in scores} or {},
-                "events": [
-                    {
-                        "id": e.event_id,
-                        "t": e.occurred_at.isoformat().replace("+00:00", "Z"),
-                        "awards": [
-                            [a.rule, a.score, a.points] for a in self._model.awards_for(e.type)
-                        ],
-                    }
-                    for e in events
-                ],
-            },
-            separators=(",", ":"),
-        )
+    def _decode(self, raw: bytes | None) -> ContactState:
+        if raw is None:
+            return ContactState()
+        return ContactState.from_json(json.loads(raw), self.model)
+
+    async def _read(self, contacts: Sequence[str]) -> list[tuple[str, ContactState]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cid in contacts:
+                pipe.hmget(contact_keys(cid)[0], ["v", "s"])
+            rows: list[list[bytes | None]] = await pipe.execute()
+        return [((row[0] or b"0").decode(), self._decode(row[1])) for row in rows]
 
     async def apply_batch(self, events: Sequence[Event]) -> list[PendingAlert]:
-        """Apply events (in order per contact) and return every contact's pending alerts."""
+        """Apply events (in order per contact); return every touched contact's pending alerts."""
         by_contact: dict[str, list[Event]] = {}
         for event in events:
             by_contact.setdefault(event.contact_id, []).append(event)
-        if not by_contact:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for contact_id, contact_events in by_contact.items():
-                await self._script(
-                    keys=contact_keys(contact_id),
-                    args=[self._request(contact_id, contact_events)],
-                    client=pipe,
-                )
-            results: list[Any] = await pipe.execute()
         pending: list[PendingAlert] = []
-        for contact_id, outbox in zip(by_contact, results, strict=True):
-            pending.extend(PendingAlert(contact_id, bytes(item)) for item in outbox)
-        return pending
+        todo = list(by_contact)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if not todo:
+                return pending
+            states = await self._read(todo)
+            calls: list[tuple[str, list[str]]] = []
+            for cid, (version, state) in zip(todo, states, strict=True):
+                changed = False
+                alerts: list[str] = []
+                for event in by_contact[cid]:
+                    effects = apply_in_place(state, event, self.model)
+                    if not effects.duplicate:
+                        changed = True
+                    alerts.extend(alert_payload(c, self.model).decode() for c in effects.crossings)
+                body = ""
+                if changed:
+                    compact(state, self._dedupe_ms)
+                    body = json.dumps(state.to_json(), separators=(",", ":"))
+                calls.append((cid, [version, body, str(self._ttl_ms), *alerts]))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid, args in calls:
+                    await self._script(keys=contact_keys(cid), args=args, client=pipe)
+                results: list[Any] = await pipe.execute()
+            conflicts: list[str] = []
+            for (cid, _), result in zip(calls, results, strict=True):
+                if int(result[0]) == 0:
+                    conflicts.append(cid)
+                else:
+                    pending.extend(PendingAlert(cid, bytes(item)) for item in result[1:])
+            todo = conflicts
+        raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
 
     async def mark_relayed(self, alerts: Sequence[PendingAlert]) -> None:
         """Drop alerts Kafka has acknowledged from their contacts' outboxes."""
@@ -113,24 +130,15 @@ class RedisStore:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for alert in alerts:
-                pipe.lrem(contact_keys(alert.contact_id)[2], 1, alert.payload.decode())
+                pipe.lrem(contact_keys(alert.contact_id)[1], 1, alert.payload.decode())
             await pipe.execute()
 
-    async def read_contact(self, contact_id: str) -> ContactView | None:
-        state_key, seen_key, _ = contact_keys(contact_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(state_key)
-            pipe.scard(seen_key)
-            raw, applied = await pipe.execute()
-        if not raw and not applied:
-            return None
-        scores: dict[str, int] = {}
-        tiers: dict[str, list[str]] = {}
-        for key, value in raw.items():
-            kind, _, rest = key.decode().partition(":")
-            if kind == "s":
-                scores[rest] = int(float(value))
-            elif kind == "t":
-                score, _, tier = rest.partition(":")
-                tiers.setdefault(score, []).append(tier)
-        return ContactView(scores=scores, active_tiers=tiers, events_applied=int(applied))
+    async def read_state(self, contact_id: str) -> ContactState | None:
+        raw: bytes | None = await self._redis.hget(  # type: ignore[assignment]
+            contact_keys(contact_id)[0], "s"
+        )
+        return None if raw is None else self._decode(raw)
+
+    async def explain(self, contact_id: str) -> dict[str, ScoreExplanation] | None:
+        state = await self.read_state(contact_id)
+        return None if state is None else explain(state, self.model)

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from stream_scorer.alerts import alert_payload
 from stream_scorer.engine import ContactState, replay
 from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel, load_model
-from stream_scorer.store import contact_keys
+from stream_scorer.store import RedisStore, contact_keys
 
 from ..conftest import Services
 from .conftest import Worker, make_worker, produce, read_topic
@@ -23,50 +24,76 @@ from .conftest import Worker, make_worker, produce, read_topic
 pytestmark = pytest.mark.integration
 
 
+ATTRIBUTES = {
+    "country": ["US", "DE", "GB", "BR", "IN"],
+    "job_title": ["VP Sales", "Marketing Manager", "Engineer", "Head of Growth", "Student"],
+    "seniority": ["executive", "manager", "individual"],
+    "company_size": [10, 120, 800, 5000],
+    "industry": ["saas", "retail", "software"],
+}
+URLS = ["https://acme.io/pricing", "https://acme.io/blog/a", "https://acme.io/careers", "/"]
+
+
 def make_stream(model: ScoringModel, contacts: int, events: int, seed: int) -> list[Event]:
-    """Events for ``contacts`` contacts, including duplicates and types no rule scores."""
+    """A realistic stream: attribute updates, behaviour over weeks, retries (duplicates)."""
     rng = random.Random(seed)
     types = [*sorted(model.by_type), "page_scroll"]
-    weights = [1.0 if t not in {"unsubscribe", "email_bounce"} else 0.15 for t in types]
-    start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
     out: list[Event] = []
     for i in range(events):
         if out and rng.random() < 0.03:
             out.append(rng.choice(out))  # a producer retry: same event id again
             continue
+        contact = f"c-{rng.randrange(contacts):03d}"
+        when = start + timedelta(minutes=i * 90 + rng.randrange(60))
+        if rng.random() < 0.15:
+            props: dict[str, object] = {
+                k: rng.choice(v) for k, v in ATTRIBUTES.items() if rng.random() < 0.6
+            }
+            if rng.random() < 0.1:
+                props["country"] = None
+            kind = "contact_updated"
+        else:
+            kind = rng.choice(types)
+            props = {
+                "url": rng.choice(URLS),
+                "form_id": rng.choice(["newsletter", "x"]),
+                "kind": rng.choice(["hard", "soft"]),
+            }
         out.append(
             Event(
                 event_id=f"e-{seed}-{i}",
-                contact_id=f"c-{rng.randrange(contacts):03d}",
-                type=rng.choices(types, weights)[0],
-                occurred_at=start + timedelta(seconds=i),
-                properties={"n": i},
+                contact_id=contact,
+                type=kind,
+                occurred_at=when,
+                properties=props,
             )
         )
     return out
 
 
 async def wait_until_scored(
-    client: aioredis.Redis, expected: dict[str, ContactState], wait_seconds: float = 90.0
-) -> None:
+    store: RedisStore,
+    client: aioredis.Redis,
+    expected: dict[str, ContactState],
+    wait_seconds: float = 90.0,
+) -> dict[str, ContactState]:
     """Until every contact has applied all its events and relayed all its alerts."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        async with client.pipeline(transaction=False) as pipe:
-            for cid in expected:
-                _, seen, outbox = contact_keys(cid)
-                pipe.scard(seen)
-                pipe.llen(outbox)
-            counts = await pipe.execute()
-        applied = counts[0::2]
-        pending = counts[1::2]
-        if all(
-            a == len(s.seen) for a, s in zip(applied, expected.values(), strict=True)
-        ) and not any(pending):
-            return
+        got: dict[str, ContactState] = {}
+        for cid in expected:
+            state = await store.read_state(cid)
+            if state is not None:
+                got[cid] = state
+        pending = sum([await client.llen(contact_keys(cid)[1]) for cid in expected])
+        done = [cid for cid, s in expected.items() if cid in got and got[cid].seen == s.seen]
+        if len(done) == len(expected) and not pending:
+            return got
         if time.monotonic() > deadline:
-            done = sum(a == len(s.seen) for a, s in zip(applied, expected.values(), strict=True))
-            raise AssertionError(f"only {done}/{len(expected)} contacts fully scored in time")
+            raise AssertionError(
+                f"only {len(done)}/{len(expected)} contacts scored, {pending} alerts pending"
+            )
         await asyncio.sleep(0.25)
 
 
@@ -85,39 +112,23 @@ async def test_thousand_events_exact_scores_and_alerts(
     await produce(
         worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
     )
-    await wait_until_scored(redis_client, expected_states)
+    store = RedisStore(redis_client, model, ttl_seconds=3600)
+    got = await wait_until_scored(store, redis_client, expected_states)
 
     for cid, state in expected_states.items():
-        raw = await redis_client.hgetall(contact_keys(cid)[0])
-        assert int(raw.get(b"s:engagement", b"0")) == state.scores.get("engagement", 0), cid
-        tiers = sorted(k.decode().split(":")[2] for k in raw if k.startswith(b"t:"))
-        assert tiers == sorted(state.active_tiers.get("engagement", [])), cid
+        assert got[cid].values == state.values, cid
+        assert got[cid].tiers == state.tiers, cid
+        assert got[cid].to_json() == state.to_json(), cid
 
     records = await read_topic(services.kafka_bootstrap, worker.settings.alerts_topic)
-    got = [json.loads(v) for _, v, _ in records]
-    want = {c.alert_id: c for c in expected_crossings}
-    assert sorted(a["alert_id"] for a in got) == sorted(want), "alerts differ from the engine"
-    for alert, (key, _, _) in zip(got, records, strict=True):
-        crossing = want[alert["alert_id"]]
-        assert key == crossing.contact_id.encode()
-        assert (
-            alert["contact_id"],
-            alert["score"],
-            alert["tier"],
-            alert["direction"],
-            alert["value"],
-            alert["previous"],
-            alert["event_id"],
-        ) == (
-            crossing.contact_id,
-            crossing.score,
-            crossing.tier,
-            crossing.direction,
-            crossing.value,
-            crossing.previous,
-            crossing.event_id,
-        )
-        assert alert["model"] == model.name
+    want = {c.alert_id: alert_payload(c, model) for c in expected_crossings}
+    got_alerts = {json.loads(v)["alert_id"]: v for _, v, _ in records}
+    assert len(records) == len(got_alerts), "an alert was published twice"
+    assert sorted(got_alerts) == sorted(want), "alerts differ from the engine"
+    for key, value, _ in records:
+        alert_id = json.loads(value)["alert_id"]
+        assert value == want[alert_id]
+        assert key == json.loads(value)["contact_id"].encode()
 
 
 async def test_bad_events_go_to_dead_letter_topic_with_reasons(
@@ -151,8 +162,12 @@ async def test_bad_events_go_to_dead_letter_topic_with_reasons(
         worker.settings,
         [(b"c-1", v) for v in bad.values()] + [(b"c-dlq", good.model_dump_json().encode())],
     )
-    await wait_until_scored(redis_client, {"c-dlq": ContactState(seen={"ok-1"})})
-    assert int(await redis_client.hget(contact_keys("c-dlq")[0], "s:engagement") or 0) == 25
+    model = load_model("config/scoring.yaml")
+    store = RedisStore(redis_client, model, ttl_seconds=3600)
+    expected, _ = replay([good], model)
+    got = await wait_until_scored(store, redis_client, expected)
+    assert got["c-dlq"].values == expected["c-dlq"].values
+    assert got["c-dlq"].values["engagement"] > 0
 
     deadline = time.monotonic() + 30
     while True:

@@ -1,0 +1,31 @@
+"""The scoring model language: a YAML file, validated, compiled to rules.
+
+``load_model(path)`` is the entry point; ``docs/scoring-model.md`` documents
+every key.
+"""
+
+from stream_scorer.model.compiled import (
+    CONTACT_UPDATED,
+    CompiledRule,
+    CompiledScore,
+    ScoringModel,
+    compile_model,
+)
+from stream_scorer.model.conditions import ConditionError, compile_condition
+from stream_scorer.model.loader import load_model, parse_model
+from stream_scorer.model.spec import ModelSpec, Threshold, parse_duration
+
+__all__ = [
+    "CONTACT_UPDATED",
+    "CompiledRule",
+    "CompiledScore",
+    "ConditionError",
+    "ModelSpec",
+    "ScoringModel",
+    "Threshold",
+    "compile_condition",
+    "compile_model",
+    "load_model",
+    "parse_duration",
+    "parse_model",
+]

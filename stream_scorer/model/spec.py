@@ -1,0 +1,350 @@
+"""The pydantic schema of a scoring model file.
+
+Field checks live on the models; checks that relate keys to each other
+(references to scores and categories, unique ids) live in
+:func:`cross_check`, which runs on the raw data even when fields are
+invalid, so a user sees every problem in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from stream_scorer.model.conditions import ConditionError, compile_condition
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+EVENT_TYPE = r"^[a-z][a-z0-9_.-]{0,63}$"
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: Any) -> int:
+    """``90d``, ``12h``, ``1d12h``, ``30s`` or a number of seconds -> milliseconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError(f"{value!r} is not a positive duration")
+        return int(value * 1000)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        pos, total = 0, 0
+        for m in _DURATION.finditer(text):
+            if m.start() != pos:
+                break
+            total += int(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if text and pos == len(text) and total > 0:
+            return total
+    raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 15m, 12h, 90d, 2w, 1d12h)")
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+def _condition(value: Any) -> dict[str, Any]:
+    try:
+        compile_condition(value, "")
+    except ConditionError as exc:
+        raise ValueError(str(exc).lstrip(".: ")) from None
+    return dict(value)
+
+
+Condition = Annotated[dict[str, Any], BeforeValidator(_condition)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Category(Strict):
+    """A category's points count toward its score only up to ``max`` (and down to ``min``)."""
+
+    max: int | None = None
+    min: int | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Category:
+        if self.max is not None and self.min is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class Threshold(Strict):
+    """A tier: reaching ``at`` crosses up; falling below ``rearm_below`` crosses down."""
+
+    name: str = Field(pattern=NAME)
+    at: int
+    rearm_below: int | None = None
+
+    @property
+    def rearm(self) -> int:
+        return self.at if self.rearm_below is None else self.rearm_below
+
+    @model_validator(mode="after")
+    def _rearm_not_above(self) -> Threshold:
+        if self.rearm_below is not None and self.rearm_below > self.at:
+            raise ValueError(f"rearm_below ({self.rearm_below}) is above at ({self.at})")
+        return self
+
+
+class ScoreSpec(Strict):
+    """One named score: its range, categories and tiers."""
+
+    description: str | None = None
+    min: int = 0
+    max: int | None = None
+    categories: dict[str, Category] = Field(default_factory=dict)
+    thresholds: list[Threshold] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> ScoreSpec:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        names = [t.name for t in self.thresholds]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate threshold names: {', '.join(dupes)}")
+        for t in self.thresholds:
+            if self.max is not None and t.at > self.max:
+                raise ValueError(
+                    f"threshold {t.name!r} at {t.at} is above max {self.max}: "
+                    "it could never be reached"
+                )
+            if t.at <= self.min:
+                raise ValueError(
+                    f"threshold {t.name!r} at {t.at} is not above min {self.min}: "
+                    "every contact would cross it"
+                )
+        for name in self.categories:
+            if not re.match(NAME, name):
+                raise ValueError(f"category name {name!r} must match {NAME}")
+        return self
+
+
+class EventMatch(Strict):
+    """Which events a rule matches: a type and conditions on the event's properties."""
+
+    type: str = Field(pattern=EVENT_TYPE)
+    where: Condition | None = None
+
+
+class Cap(Strict):
+    """At most ``points`` points, or ``occurrences`` awards, per rolling window ``per``."""
+
+    points: int | None = Field(default=None, ge=1)
+    occurrences: int | None = Field(default=None, ge=1)
+    per: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Cap:
+        if (self.points is None) == (self.occurrences is None):
+            raise ValueError("give exactly one of points or occurrences")
+        return self
+
+
+class Frequency(Strict):
+    """Award only when ``count`` matching events fall within ``within``."""
+
+    count: int = Field(ge=2)
+    within: Duration
+
+
+class Rule(Strict):
+    """An event rule (``on``) or an attribute rule (``when``) that awards ``points``."""
+
+    id: str = Field(pattern=NAME)
+    description: str | None = None
+    score: str
+    category: str | None = None
+    on: EventMatch | None = None
+    when: Condition | None = None
+    points: int
+    once: bool = False
+    expires: Duration | None = None
+    cap: Cap | None = None
+    burst: Duration | None = None
+    frequency: Frequency | None = None
+
+    @property
+    def is_attribute_rule(self) -> bool:
+        return self.when is not None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Rule:
+        if (self.on is None) == (self.when is None):
+            raise ValueError(
+                "give exactly one of 'on' (an event rule) or 'when' (an attribute rule)"
+            )
+        if self.points == 0:
+            raise ValueError("points must not be 0")
+        if self.when is not None:
+            extra = [
+                k
+                for k in ("once", "expires", "cap", "burst", "frequency")
+                if getattr(self, k) not in (None, False)
+            ]
+            if extra:
+                raise ValueError(
+                    f"an attribute rule follows current attributes and cannot have "
+                    f"{', '.join(extra)}"
+                )
+        if self.cap is not None and self.points < 0:
+            raise ValueError("a cap limits positive points; this rule subtracts")
+        if self.once and self.cap is not None:
+            raise ValueError("a one-time rule needs no cap")
+        return self
+
+
+class Gate(Strict):
+    """A must-have: while it fails, no upward crossing of the listed scores (default all)."""
+
+    id: str = Field(pattern=NAME)
+    description: str | None = None
+    when: Condition
+    scores: list[str] | None = None
+
+
+class DigitClass(Strict):
+    below: float | None = None
+    digit: int = Field(ge=0, le=9)
+
+
+class ClassDigit(Strict):
+    """The thousands digit shows a class read from an attribute: 2089 = class 2, score 89."""
+
+    attribute: str = Field(min_length=1)
+    classes: list[DigitClass] = Field(min_length=1)
+    missing: int = Field(default=0, ge=0, le=9)
+    scores: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> ClassDigit:
+        bounds = [c.below for c in self.classes if c.below is not None]
+        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("classes must be in increasing order of 'below'")
+        if any(c.below is None for c in self.classes[:-1]):
+            raise ValueError("only the last class may omit 'below' (it takes the rest)")
+        return self
+
+
+class Band(Strict):
+    at: int | None = None
+    label: str = Field(min_length=1, max_length=8)
+
+
+class GradeAxis(Strict):
+    score: str
+    bands: list[Band] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> GradeAxis:
+        ats = [b.at for b in self.bands if b.at is not None]
+        if ats != sorted(ats, reverse=True) or len(set(ats)) != len(ats):
+            raise ValueError("bands must be in decreasing order of 'at'")
+        if self.bands[-1].at is not None:
+            raise ValueError("the last band must omit 'at' (it takes the rest)")
+        if any(b.at is None for b in self.bands[:-1]):
+            raise ValueError("only the last band may omit 'at'")
+        return self
+
+
+class Grade(Strict):
+    """A fit letter by an engagement number: A1 best, D3 worst."""
+
+    fit: GradeAxis
+    engagement: GradeAxis
+
+
+class ModelSpec(Strict):
+    """The whole file."""
+
+    version: int = Field(ge=1)
+    name: str = Field(pattern=NAME)
+    description: str | None = None
+    scores: dict[str, ScoreSpec] = Field(min_length=1)
+    rules: list[Rule] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+    class_digit: ClassDigit | None = None
+    grade: Grade | None = None
+
+
+Problem = tuple[tuple[Any, ...], str]
+
+
+def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, Mapping)]
+
+
+def cross_check(data: Mapping[str, Any]) -> list[Problem]:
+    """Checks that relate keys to each other, on the raw file data, with places."""
+    problems: list[Problem] = []
+    scores = data.get("scores")
+    scores = scores if isinstance(scores, Mapping) else {}
+    known = set(scores)
+    names = ", ".join(sorted(known))
+
+    def score_ref(loc: tuple[Any, ...], value: Any) -> None:
+        if isinstance(value, str) and known and value not in known:
+            problems.append((loc, f"unknown score {value!r} (known: {names})"))
+
+    seen: set[str] = set()
+    for i, rule in _items(data.get("rules")):
+        rid = rule.get("id")
+        if isinstance(rid, str):
+            if rid in seen:
+                problems.append((("rules", i, "id"), f"duplicate rule id {rid!r}"))
+            seen.add(rid)
+        score = rule.get("score")
+        score_ref(("rules", i, "score"), score)
+        category = rule.get("category")
+        spec = scores.get(score) if isinstance(score, str) else None
+        if isinstance(category, str) and isinstance(spec, Mapping):
+            cats = spec.get("categories") or {}
+            if isinstance(cats, Mapping) and category not in cats:
+                listed = ", ".join(sorted(cats)) or "none defined"
+                problems.append(
+                    (
+                        (("rules", i, "category")),
+                        f"unknown category {category!r} of score {score!r} (known: {listed})",
+                    )
+                )
+    gate_ids: set[str] = set()
+    for i, gate in _items(data.get("gates")):
+        gid = gate.get("id")
+        if isinstance(gid, str):
+            if gid in gate_ids:
+                problems.append((("gates", i, "id"), f"duplicate gate id {gid!r}"))
+            gate_ids.add(gid)
+        for j, score in enumerate(gate.get("scores") or []):
+            score_ref(("gates", i, "scores", j), score)
+    digit = data.get("class_digit")
+    if isinstance(digit, Mapping):
+        targets = digit.get("scores") or list(known)
+        for j, score in enumerate(digit.get("scores") or []):
+            score_ref(("class_digit", "scores", j), score)
+        for score in targets:
+            spec = scores.get(score)
+            if not isinstance(spec, Mapping):
+                continue
+            low, high = spec.get("min", 0), spec.get("max")
+            if not isinstance(high, int) or high > 999 or not isinstance(low, int) or low < 0:
+                problems.append(
+                    (
+                        ("scores", score),
+                        "a score shown with a class digit needs min >= 0 and max <= 999",
+                    )
+                )
+    grade = data.get("grade")
+    if isinstance(grade, Mapping):
+        for axis in ("fit", "engagement"):
+            part = grade.get(axis)
+            if isinstance(part, Mapping):
+                score_ref(("grade", axis, "score"), part.get("score"))
+    return problems
