@@ -28,33 +28,77 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream_scorer import devservices
 from stream_scorer.events import Alert
-from stream_scorer.model import ScoringModel
+from stream_scorer.model import CONTACT_UPDATED, ScoringModel
 from stream_scorer.settings import Settings
 from stream_scorer.topics import ensure_topics
 
 #: Relative frequency of each behaviour in the synthetic stream.
 EVENT_MIX = {
-    "email_open": 40,
-    "email_click": 15,
+    "email_open": 30,
+    "email_click": 12,
     "page_visit": 25,
-    "content_download": 6,
+    "website_session": 10,
+    "content_download": 5,
     "form_submit": 4,
     "webinar_attended": 3,
+    "trial_signup": 1,
     "demo_request": 1,
     "unsubscribe": 1,
     "email_bounce": 1,
 }
+ATTRIBUTES: dict[str, list[object]] = {
+    "country": ["US", "US", "CA", "DE", "GB", "FR", "BR", "IN"],
+    "job_title": [
+        "VP Marketing",
+        "Head of Sales",
+        "Marketing Manager",
+        "Engineer",
+        "Analyst",
+        "Chief Revenue Officer",
+        "Student",
+    ],
+    "seniority": ["executive", "director", "manager", "individual"],
+    "department": ["marketing", "sales", "engineering", "finance"],
+    "company_size": [8, 40, 120, 600, 2500, 12000],
+    "industry": ["software", "saas", "retail", "fintech", "manufacturing"],
+    "age": [17, 25, 34, 41, 58],
+    "budget": [0, 5000, 20000],
+}
+PROPERTIES: dict[str, list[object]] = {
+    "url": [
+        "https://example.com/pricing",
+        "https://example.com/blog/lead-scoring",
+        "https://example.com/careers",
+        "https://example.com/",
+    ],
+    "form_id": ["newsletter", "consultation", "contact-us"],
+    "kind": ["hard", "soft"],
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def synthetic_events(
     contacts: int, model: ScoringModel, rng: random.Random
 ) -> Iterator[dict[str, object]]:
-    """An endless stream of events; a fifth of the contacts are hot and act often."""
-    known = set(model.by_type)
-    mix = {t: w for t, w in EVENT_MIX.items() if t in known} or {t: 1 for t in known}
+    """Attributes for every contact, then endless behaviour; a fifth of contacts are hot."""
+    known = model.event_types
+    mix = {t: w for t, w in EVENT_MIX.items() if t in known} or {
+        t: 1 for t in known if t != CONTACT_UPDATED
+    }
     types, weights = list(mix), list(mix.values())
     ids = [f"c-{i:04d}" for i in range(contacts)]
     hot = ids[: max(1, contacts // 5)]
+    for n, contact in enumerate(ids):
+        yield {
+            "event_id": f"attrs-{n}-{rng.getrandbits(32):08x}",
+            "contact_id": contact,
+            "type": CONTACT_UPDATED,
+            "occurred_at": _now(),
+            "properties": {k: rng.choice(v) for k, v in ATTRIBUTES.items()},
+        }
     n = 0
     while True:
         n += 1
@@ -63,8 +107,8 @@ def synthetic_events(
             "event_id": f"demo-{n}-{rng.getrandbits(32):08x}",
             "contact_id": contact,
             "type": rng.choices(types, weights)[0],
-            "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "properties": {},
+            "occurred_at": _now(),
+            "properties": {k: rng.choice(v) for k, v in PROPERTIES.items()},
         }
 
 
@@ -113,9 +157,12 @@ def format_alert(alert: Alert) -> str:
     arrow = "▲" if alert.direction == "up" else "▼"
     word = "sales-ready" if alert.direction == "up" else "cooled off "
     when = alert.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
+    shown = f"{alert.value}" if alert.display == alert.value else f"{alert.display}"
+    why = ", ".join(f"{r.rule} {r.points:+d}" for r in alert.reasons)
+    cause = "points expired" if alert.trigger == "expiry" else f"top: {why}"
     return (
         f"{when}  {arrow} {alert.tier.upper():<4} {word}  {alert.contact_id:<8} "
-        f"{alert.score} {alert.value} (was {alert.previous}, line {alert.threshold})"
+        f"{alert.score} {shown} (was {alert.previous}, line {alert.threshold})  {cause}"
     )
 
 
@@ -163,8 +210,9 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> int:
     """Start everything, show alerts until Ctrl-C (or ``duration``), stop everything."""
-    # The client retries transient broker errors itself; they are noise on a demo screen.
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # The client retries transient broker errors (new topics electing leaders) itself;
+    # on a demo screen they are noise. The worker's own log keeps everything.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     root = Path(tempfile.mkdtemp(prefix="stream-scorer-demo-"))
     print(
