@@ -173,7 +173,12 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     redis_client = aioredis.from_url(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5
     )
-    store = RedisStore(redis_client, model, settings.contact_ttl_seconds)
+    store = RedisStore(
+        redis_client,
+        model,
+        settings.contact_ttl_seconds,
+        dedupe_seconds=int(settings.dedupe_days * 86_400),
+    )
 
     async def send_alert(key: bytes, value: bytes) -> Any:
         return await alerts_topic.send(key=key, value=value, force=True)

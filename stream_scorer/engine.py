@@ -82,8 +82,9 @@ class Award:
 class ContactState:
     """One contact's scoring state: plain data that round-trips through JSON.
 
-    ``sums`` and ``values`` are derived from the awards and rebuilt by
-    :meth:`from_json`; everything else is the record of what happened.
+    ``sums``, ``values``, ``gates_ok`` and ``expiry`` are derived (from the
+    awards and attributes) and rebuilt by :meth:`from_json`; everything else
+    is the record of what happened.
     """
 
     clock: int | None = None
@@ -99,6 +100,8 @@ class ContactState:
     seen: dict[str, int] = field(default_factory=dict)
     sums: dict[str, dict[str, int]] = field(default_factory=dict)
     values: dict[str, int] = field(default_factory=dict)
+    gates_ok: dict[str, bool] = field(default_factory=dict)
+    expiry: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,14 +151,21 @@ class ContactState:
             seen=dict(self.seen),
             sums={k: dict(v) for k, v in self.sums.items()},
             values=dict(self.values),
+            gates_ok=dict(self.gates_ok),
+            expiry=self.expiry,
         )
 
     def live_awards(self) -> list[Award]:
         return [*self.fit.values(), *self.awards]
 
     def next_expiry(self) -> int | None:
-        times = [a.expires_at for a in self.awards if a.expires_at is not None]
-        return min(times) if times else None
+        """When the next award expires (ms), if any does."""
+        return self.expiry
+
+
+def _scan_expiry(awards: list[Award]) -> int | None:
+    times = [a.expires_at for a in awards if a.expires_at is not None]
+    return min(times) if times else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +201,16 @@ class Crossing:
         return None if self.cause.startswith("expired@") else self.cause
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Effects:
+    """What applying one event (or advancing the clock) did. Treat as read-only."""
+
     duplicate: bool = False
-    awards: tuple[Award, ...] = ()
-    refused: tuple[Refusal, ...] = ()
-    expired: tuple[Award, ...] = ()
-    withdrawn: tuple[Award, ...] = ()
-    crossings: tuple[Crossing, ...] = ()
+    awards: list[Award] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    expired: list[Award] = field(default_factory=list)
+    withdrawn: list[Award] = field(default_factory=list)
+    crossings: list[Crossing] = field(default_factory=list)
 
 
 DUPLICATE = Effects(duplicate=True)
@@ -224,18 +236,35 @@ def _rebuild(state: ContactState, model: ScoringModel) -> None:
         cats = state.sums.setdefault(award.score, {})
         key = award.category or ""
         cats[key] = cats.get(key, 0) + award.points
+    state.sums = {
+        score: kept
+        for score, cats in state.sums.items()
+        if (kept := {k: v for k, v in cats.items() if v})
+    }
     state.values = {name: _value(model, name, state.sums.get(name, {})) for name in model.scores}
+    _refresh_gates(state, model)
+    state.expiry = _scan_expiry(state.awards)
+
+
+def _refresh_gates(state: ContactState, model: ScoringModel) -> None:
+    state.gates_ok = {
+        name: all(gate(state.attributes) for _, gate in score.gates)
+        for name, score in model.scores.items()
+        if score.gates
+    }
 
 
 def _add(state: ContactState, model: ScoringModel, award: Award, sign: int) -> None:
     cats = state.sums.setdefault(award.score, {})
     key = award.category or ""
-    cats[key] = cats.get(key, 0) + sign * award.points
+    total = cats.get(key, 0) + sign * award.points
+    if total:
+        cats[key] = total
+    else:  # keep the derived sums equal to a rebuild from the awards
+        cats.pop(key, None)
+        if not cats:
+            del state.sums[award.score]
     state.values[award.score] = _value(model, award.score, cats)
-
-
-def _gates_pass(model: ScoringModel, score: str, attributes: Mapping[str, Any]) -> bool:
-    return all(gate(attributes) for _, gate in model.scores[score].gates)
 
 
 def _check_tiers(
@@ -253,7 +282,7 @@ def _check_tiers(
         if not score.thresholds:
             continue
         value = state.values[name]
-        gates_ok = _gates_pass(model, name, state.attributes) if score.gates else True
+        gates_ok = state.gates_ok.get(name, True)
         active = state.tiers.setdefault(name, [])
         for tier in score.thresholds:
             if tier.name in active:
@@ -315,107 +344,111 @@ def _expire(
             else:
                 keep.append(award)
         state.awards = keep
+        state.expiry = _scan_expiry(keep)
         _check_tiers(
             state, model, contact_id, sorted(touched), previous, f"expired@{instant}", instant, out
         )
 
 
+_NO_HISTORY: list[list[int]] = []
+
+
 def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> int:
     """The fullest rolling window ``(e - per, e]`` that would contain an award at ``t``."""
-    near = [(at, p) for at, p in history if t - per < at < t + per]
+    low, high = t - per, t + per
+    load = 0
+    later = False
+    for at, p in history:
+        if low < at <= t:
+            load += p if points else 1
+        elif t < at < high:
+            later = True
+    if not later:  # events in order: the window ending at t is the only one to check
+        return load
+    near = [(at, p) for at, p in history if low < at < high]
     ends = [t, *(at for at, _ in near if at > t)]
     return max(sum((p if points else 1) for at, p in near if e - per < at <= e) for e in ends)
 
 
+def _frequency_window(
+    matches: list[int], t: int, within: int, count: int
+) -> tuple[int, int] | None:
+    """The earliest window ``[s, s + within)`` holding ``t`` and ``count`` matches, if any."""
+    for start in sorted(at for at in matches if t - within < at <= t):
+        end = start + within
+        if sum(1 for at in matches if start <= at < end) >= count:
+            return start, end
+    return None
+
+
 def _award_rule(
-    state: ContactState,
-    rule: CompiledRule,
-    event: Event,
-    t: int,
-    now: int,
-    refused: list[Refusal],
-    made: list[Award],
-) -> None:
-    eid = event.event_id
-
-    def refuse(reason: str, detail: str = "") -> None:
-        refused.append(Refusal(rule.id, reason, eid, detail))
-
-    if rule.once and rule.id in state.once:
-        return refuse("once")
+    state: ContactState, rule: CompiledRule, eid: str, t: int, now: int
+) -> Award | Refusal:
+    rid = rule.id
+    if rule.once and rid in state.once:
+        return Refusal(rid, "once", eid)
     if rule.expires is not None and t + rule.expires <= now:
-        return refuse("expired", "the award would already have expired")
+        return Refusal(rid, "expired", eid, "the award would already have expired")
     window = rule.window
     if window is not None and t <= now - window:
-        return refuse("late", "older than the rule's window behind the contact's clock")
-    history = state.history.get(rule.id, [])
-    if rule.burst is not None:
-        recent = [at for at, _ in history] + state.pending.get(rule.id, [])
-        if any(abs(t - at) < rule.burst for at in recent):
-            return refuse("burst")
-    if rule.freq_count is not None and rule.freq_within is not None:
-        pending = state.pending.setdefault(rule.id, [])
+        return Refusal(rid, "late", eid, "older than the rule's window behind the clock")
+    history = state.history.get(rid, _NO_HISTORY)
+    burst = rule.burst
+    if burst is not None:
+        for at, _ in history:
+            if -burst < t - at < burst:
+                return Refusal(rid, "burst", eid)
+        for at in state.pending.get(rid, ()):
+            if -burst < t - at < burst:
+                return Refusal(rid, "burst", eid)
+    within = rule.freq_within
+    if within is not None and rule.freq_count is not None:
+        pending = state.pending.setdefault(rid, [])
         pending.append(t)
-        inside = [at for at in pending if t - rule.freq_within < at <= t]
-        if len(inside) < rule.freq_count:
-            return refuse("frequency", f"{len(inside)} of {rule.freq_count}")
-        state.pending[rule.id] = [at for at in pending if at not in inside]
-        if not state.pending[rule.id]:
-            del state.pending[rule.id]
+        if len(pending) > 16:
+            pending[:] = [at for at in pending if at > now - 2 * within]
+        inside = _frequency_window(pending, t, within, rule.freq_count)
+        if inside is None:
+            near = sum(1 for at in pending if abs(at - t) < within)
+            return Refusal(rid, "frequency", eid, f"{near} of {rule.freq_count}")
+        rest = [at for at in pending if not inside[0] <= at < inside[1]]
+        if rest:
+            state.pending[rid] = rest
+        else:
+            del state.pending[rid]
     points = rule.points
     if rule.cap_points is not None or rule.cap_occurrences is not None:
         use_points = rule.cap_points is not None
         limit = rule.cap_points if use_points else rule.cap_occurrences
         assert limit is not None
         if rule.cap_per is None:
-            total = state.totals.get(rule.id, [0, 0])
+            total = state.totals.get(rid, [0, 0])
             load = total[0] if use_points else total[1]
         else:
             load = _window_load(history, t, rule.cap_per, use_points)
         room = limit - load
         if room <= 0:
-            return refuse("cap")
+            return Refusal(rid, "cap", eid)
         if use_points and room < points:
             points = room
-    award = Award(
-        rule.id,
-        rule.score,
-        rule.category,
-        points,
-        eid,
-        t,
-        None if rule.expires is None else t + rule.expires,
-    )
-    made.append(award)
+    expires_at = None if rule.expires is None else t + rule.expires
+    award = Award(rid, rule.score, rule.category, points, eid, t, expires_at)
     state.awards.append(award)
+    if expires_at is not None and (state.expiry is None or expires_at < state.expiry):
+        state.expiry = expires_at
     if rule.once:
-        state.once.add(rule.id)
+        state.once.add(rid)
     if rule.keeps_history:
-        state.history.setdefault(rule.id, []).append([t, points])
+        log = state.history.setdefault(rid, [])
+        log.append([t, points])
+        if window is not None and len(log) > 16:
+            # Entries no window can reach any more (late events are refused: see ``late``).
+            log[:] = [x for x in log if x[0] > now - 2 * window]
     if rule.cap_per is None and (rule.cap_points is not None or rule.cap_occurrences is not None):
-        total = state.totals.setdefault(rule.id, [0, 0])
+        total = state.totals.setdefault(rid, [0, 0])
         total[0] += points
         total[1] += 1
-
-
-def _prune(state: ContactState, model: ScoringModel, now: int) -> None:
-    """Forget history no window can reach any more (late events are refused, see ``late``)."""
-    for rid in list(state.history):
-        rule = model.by_id.get(rid)
-        window = rule.window if rule is not None else None
-        kept = [x for x in state.history[rid] if window is not None and x[0] > now - 2 * window]
-        if kept:
-            state.history[rid] = kept
-        else:
-            del state.history[rid]
-    for rid in list(state.pending):
-        rule = model.by_id.get(rid)
-        within = rule.freq_within if rule is not None else None
-        times = [at for at in state.pending[rid] if within is not None and at > now - within]
-        if times:
-            state.pending[rid] = times
-        else:
-            del state.pending[rid]
+    return award
 
 
 def _update_attributes(state: ContactState, event: Event, t: int) -> bool:
@@ -448,7 +481,7 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
     state.clock = now
     crossings: list[Crossing] = []
     expired: list[Award] = []
-    if state.awards:
+    if state.expiry is not None and state.expiry <= now:
         _expire(state, model, event.contact_id, now, expired, crossings)
     if not state.values:
         _rebuild(state, model)
@@ -471,6 +504,7 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
                     del state.fit[rule.id]
                     _add(state, model, current, -1)
                     withdrawn.append(current)
+            _refresh_gates(state, model)
             _check_tiers(state, model, event.contact_id, model.scores, previous, eid, t, crossings)
     else:
         rules = model.by_type.get(event.type)
@@ -479,32 +513,20 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
             for rule in rules:
                 if rule.match is not None and not rule.match(props):
                     continue
-                before = len(made)
-                _award_rule(state, rule, event, t, now, refused, made)
-                if len(made) > before:
-                    _add(state, model, made[-1], +1)
+                outcome = _award_rule(state, rule, eid, t, now)
+                if type(outcome) is Award:
+                    made.append(outcome)
+                    _add(state, model, outcome, +1)
+                else:
+                    refused.append(outcome)  # type: ignore[arg-type]
             if made:
-                _check_tiers(
-                    state,
-                    model,
-                    event.contact_id,
-                    {a.score: None for a in made},
-                    previous,
-                    eid,
-                    t,
-                    crossings,
-                )
-            if state.history or state.pending:
-                _prune(state, model, now)
-    if not (made or refused or expired or withdrawn or crossings):
-        return Effects()
-    return Effects(
-        awards=tuple(made),
-        refused=tuple(refused),
-        expired=tuple(expired),
-        withdrawn=tuple(withdrawn),
-        crossings=tuple(crossings),
-    )
+                values = state.values
+                changed = [n for n in {a.score: None for a in made} if values[n] != previous[n]]
+                if changed:
+                    _check_tiers(
+                        state, model, event.contact_id, changed, previous, eid, t, crossings
+                    )
+    return Effects(False, made, refused, expired, withdrawn, crossings)
 
 
 def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[ContactState, Effects]:
@@ -531,7 +553,7 @@ def advance_in_place(state: ContactState, t: int, model: ScoringModel, contact_i
     expired: list[Award] = []
     crossings: list[Crossing] = []
     _expire(state, model, contact_id, state.clock, expired, crossings)
-    return Effects(expired=tuple(expired), crossings=tuple(crossings))
+    return Effects(expired=expired, crossings=crossings)
 
 
 def replay(

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     contact_ttl_days: float = Field(
         default=180, gt=0, description="Days an idle contact's keys live in Redis."
     )
+    dedupe_days: float = Field(
+        default=30, gt=0, description="Days a contact remembers event ids to ignore repeats."
+    )
     redis_retry_max_backoff: float = Field(
         default=5.0, gt=0, le=300, description="Longest pause between Redis retries (s)."
     )

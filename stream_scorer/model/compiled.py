@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stream_scorer.model.conditions import Matcher, compile_condition
-from stream_scorer.model.spec import ModelSpec, Threshold
+from stream_scorer.model.conditions import Matcher, as_number, compile_condition
+from stream_scorer.model.spec import ModelSpec, Rule, Threshold
 
 #: The event type that sets (or, with null, removes) contact attributes.
 CONTACT_UPDATED = "contact_updated"
@@ -32,19 +32,10 @@ class CompiledRule:
     freq_count: int | None
     freq_within: int | None
 
-    @property
-    def window(self) -> int | None:
-        """How far back this rule must see its own history (ms); None if it keeps none."""
-        spans = [s for s in (self.cap_per, self.burst, self.freq_within) if s is not None]
-        return max(spans) if spans else None
-
-    @property
-    def keeps_history(self) -> bool:
-        return (
-            self.cap_points is not None
-            or self.cap_occurrences is not None
-            or (self.burst is not None)
-        )
+    #: How far back this rule must see its own history (ms); None if it keeps none.
+    window: int | None
+    #: Whether awards are logged for caps and the burst guard.
+    keeps_history: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +83,7 @@ class ScoringModel:
         spec = self.spec.class_digit
         if spec is None:
             return 0
-        raw = attributes.get(spec.attribute)
-        try:
-            value = float(raw) if raw is not None and not isinstance(raw, bool) else None
-        except (TypeError, ValueError):
-            value = None
+        value = as_number(attributes.get(spec.attribute))
         if value is None:
             return spec.missing
         for cls in spec.classes:
@@ -125,6 +112,19 @@ class ScoringModel:
         return band(spec.fit.score, spec.fit.bands) + band(
             spec.engagement.score, spec.engagement.bands
         )
+
+
+def _window(rule: Rule) -> int | None:
+    spans = [
+        s
+        for s in (
+            rule.cap.per if rule.cap else None,
+            rule.burst,
+            rule.frequency.within if rule.frequency else None,
+        )
+        if s is not None
+    ]
+    return max(spans) if spans else None
 
 
 def compile_model(spec: ModelSpec) -> ScoringModel:
@@ -164,6 +164,8 @@ def compile_model(spec: ModelSpec) -> ScoringModel:
                 burst=r.burst,
                 freq_count=r.frequency.count if r.frequency else None,
                 freq_within=r.frequency.within if r.frequency else None,
+                window=_window(r),
+                keeps_history=r.cap is not None or r.burst is not None,
             )
         )
     by_type: dict[str, list[CompiledRule]] = {}

@@ -59,7 +59,8 @@ def _lookup(path: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
     return get
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A number, or numeric text such as ``"34"``; None for anything else (NaN included)."""
     if isinstance(value, bool) or value is None or value is _MISSING:
         return None
     if isinstance(value, int | float):
@@ -69,7 +70,7 @@ def _number(value: Any) -> float | None:
             number = float(value.strip())
         except ValueError:
             return None
-        return None if math.isnan(number) else number
+        return None if math.isnan(number) or math.isinf(number) else number
     return None
 
 
@@ -79,6 +80,19 @@ def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float):
         return float(a) == float(b)
     return bool(a == b)
+
+
+def _key(value: Any) -> Any:
+    """A set key with :func:`_equal`'s meaning: numbers by value, bools apart from numbers."""
+    if isinstance(value, bool):
+        return (bool, value)
+    if isinstance(value, int | float):
+        return float(value)
+    return value
+
+
+def _hashable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _scalar(value: Any, where: str) -> Any:
@@ -95,10 +109,10 @@ def _operator(name: str, arg: Any, where: str) -> Callable[[Any], bool]:
     if name in ("in", "not_in"):
         if not isinstance(arg, list) or not arg:
             raise ConditionError(f"{here}: expected a non-empty list")
-        options = [_scalar(a, here) for a in arg]
+        options = frozenset(_key(_scalar(a, here)) for a in arg)
         if name == "in":
-            return lambda v: v is not _MISSING and any(_equal(v, o) for o in options)
-        return lambda v: v is _MISSING or not any(_equal(v, o) for o in options)
+            return lambda v: v is not _MISSING and _hashable(v) and _key(v) in options
+        return lambda v: v is _MISSING or not _hashable(v) or _key(v) not in options
     if name == "contains":
         if not isinstance(arg, str) or not arg:
             raise ConditionError(f"{here}: expected a non-empty string")
@@ -128,7 +142,7 @@ def _operator(name: str, arg: Any, where: str) -> Callable[[Any], bool]:
             ) from None
         return lambda v: isinstance(v, str) and rx.search(v) is not None
     if name in ("gt", "gte", "lt", "lte"):
-        bound = _number(arg)
+        bound = as_number(arg)
         if bound is None or isinstance(arg, str):
             raise ConditionError(f"{here}: expected a number, got {arg!r}")
         compare: Callable[[float], bool] = {
@@ -139,7 +153,7 @@ def _operator(name: str, arg: Any, where: str) -> Callable[[Any], bool]:
         }[name]
 
         def numeric(v: Any) -> bool:
-            number = _number(v)
+            number = as_number(v)
             return number is not None and compare(number)
 
         return numeric

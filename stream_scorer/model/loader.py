@@ -43,6 +43,22 @@ def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], in
             _lines(item, (*path, i), out)
 
 
+_TAG = re.compile(
+    r"^(function-[a-z-]+\[.*\]|int|float|str|bool|none|lax-or-strict|"
+    r"constrained-[a-z]+|(list|dict|tuple)\[.*\])$"
+)
+
+
+def _user_place(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> tuple[Any, ...]:
+    """pydantic's error location without its type tags (``int``, ``function-before[...]``)."""
+    kept: tuple[Any, ...] = ()
+    for part in loc:
+        if isinstance(part, str) and (*kept, part) not in lines and _TAG.match(part):
+            continue
+        kept = (*kept, part)
+    return kept
+
+
 def place(loc: tuple[Any, ...]) -> str:
     """``('rules', 3, 'on', 'type')`` -> ``rules[3].on.type``."""
     text = ""
@@ -76,7 +92,7 @@ def parse_model(text: str, source: str = "<model>") -> ScoringModel:
         spec = ModelSpec.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not str(p).startswith(("function-", "int")))
+            loc = _user_place(err["loc"], lines)
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
             shown = ""

@@ -109,17 +109,6 @@ class ScoreSpec(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate threshold names: {', '.join(dupes)}")
-        for t in self.thresholds:
-            if self.max is not None and t.at > self.max:
-                raise ValueError(
-                    f"threshold {t.name!r} at {t.at} is above max {self.max}: "
-                    "it could never be reached"
-                )
-            if t.at <= self.min:
-                raise ValueError(
-                    f"threshold {t.name!r} at {t.at} is not above min {self.min}: "
-                    "every contact would cross it"
-                )
         for name in self.categories:
             if not re.match(NAME, name):
                 raise ValueError(f"category name {name!r} must match {NAME}")
@@ -182,6 +171,11 @@ class Rule(Strict):
             )
         if self.points == 0:
             raise ValueError("points must not be 0")
+        if self.on is not None and self.on.type == "contact_updated":
+            raise ValueError(
+                "contact_updated events carry attributes: score them with an "
+                "attribute rule ('when'), not an event rule"
+            )
         if self.when is not None:
             extra = [
                 k
@@ -290,6 +284,24 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
     known = set(scores)
     names = ", ".join(sorted(known))
 
+    for name, spec in scores.items():
+        if not isinstance(spec, Mapping):
+            continue
+        low, high = spec.get("min", 0), spec.get("max")
+        for i, tier in _items(spec.get("thresholds")):
+            at = tier.get("at")
+            if not isinstance(at, int) or isinstance(at, bool):
+                continue
+            loc = ("scores", name, "thresholds", i, "at")
+            if isinstance(high, int) and at > high:
+                problems.append(
+                    (loc, f"{at} is above the score's max {high}: it could never be reached")
+                )
+            if isinstance(low, int) and at <= low:
+                problems.append(
+                    (loc, f"{at} is not above the score's min {low}: every contact would cross it")
+                )
+
     def score_ref(loc: tuple[Any, ...], value: Any) -> None:
         if isinstance(value, str) and known and value not in known:
             problems.append((loc, f"unknown score {value!r} (known: {names})"))
@@ -326,7 +338,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
             score_ref(("gates", i, "scores", j), score)
     digit = data.get("class_digit")
     if isinstance(digit, Mapping):
-        targets = digit.get("scores") or list(known)
+        targets = digit.get("scores") or list(scores)
         for j, score in enumerate(digit.get("scores") or []):
             score_ref(("class_digit", "scores", j), score)
         for score in targets:

@@ -11,6 +11,10 @@ from typer.testing import CliRunner
 from stream_scorer.cli import cli
 
 DEFAULT_MODEL = "config/scoring.yaml"
+EXAMPLE_MODELS = {
+    "config/examples/fit-engagement-grade.yaml": "fit-engagement-grade v1, 12 rules",
+    "config/examples/gate-blocks-class-digit.yaml": "gate-blocks v1, 7 rules",
+}
 
 BAD_MODEL = (
     "version: 0\n"  # 1
@@ -38,9 +42,26 @@ def test_model_check_default_model(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["model", "check", DEFAULT_MODEL])
     assert result.exit_code == 0, result.output
     assert f"{DEFAULT_MODEL}: ok" in result.stdout
-    assert "b2b-default v1" in result.stdout
-    assert "9 rules" in result.stdout
+    assert result.stdout == f"{DEFAULT_MODEL}: ok (b2b-default v1, 24 rules)\n"
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(("path", "summary"), sorted(EXAMPLE_MODELS.items()))
+def test_model_check_example_model(runner: CliRunner, path: str, summary: str) -> None:
+    result = runner.invoke(cli, ["model", "check", path])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{path}: ok ({summary})\n"
+    assert result.stderr == ""
+
+
+def test_model_check_every_shipped_model_at_once(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["model", "check", DEFAULT_MODEL, *sorted(EXAMPLE_MODELS)])
+    assert result.exit_code == 0, result.output
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [
+        DEFAULT_MODEL,
+        *sorted(EXAMPLE_MODELS),
+    ]
+    assert all(": ok (" in line for line in result.stdout.splitlines())
 
 
 def test_model_check_bad_model_lists_every_problem(runner: CliRunner, tmp_path: Path) -> None:
@@ -73,7 +94,7 @@ def test_model_check_missing_file(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["model", "check", str(missing)])
     assert result.exit_code == 1
     assert f"{missing}: invalid" in result.output
-    assert "(file): cannot read" in result.output
+    assert "  (file) (line 0): cannot read: No such file or directory" in result.stderr
 
 
 def test_model_check_yaml_syntax_error(runner: CliRunner, tmp_path: Path) -> None:

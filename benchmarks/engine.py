@@ -1,0 +1,108 @@
+"""Engine throughput: events per second of the pure reference engine, in one process.
+
+Prints absolute figures and ratios against a baseline measured in the same
+run (a bare Python loop that adds points per event type to a dict: the
+least any per-event scorer in Python can do). Never asserts on time.
+
+    .venv/bin/python benchmarks/engine.py [--events 200000] [--contacts 5000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from stream_scorer.engine import ContactState, apply, replay
+from stream_scorer.events import Event
+from stream_scorer.model import CONTACT_UPDATED, ScoringModel, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_events(model: ScoringModel, n: int, contacts: int, seed: int = 1) -> list[Event]:
+    rng = random.Random(seed)
+    types = sorted(t for t in model.event_types if t != CONTACT_UPDATED)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    urls = ["https://a.io/pricing", "https://a.io/blog/x", "https://a.io/careers", "/"]
+    out = []
+    for i in range(n):
+        cid = f"c-{rng.randrange(contacts)}"
+        when = start + timedelta(seconds=i * 20)
+        if rng.random() < 0.05:
+            props: dict[str, object] = {
+                "country": rng.choice(["US", "DE", "BR"]),
+                "job_title": rng.choice(["VP Sales", "Engineer", "Head of Marketing"]),
+                "company_size": rng.choice([20, 300, 4000]),
+                "industry": rng.choice(["saas", "retail"]),
+            }
+            kind = CONTACT_UPDATED
+        else:
+            props = {"url": rng.choice(urls), "form_id": rng.choice(["newsletter", "x"])}
+            kind = rng.choice(types)
+        out.append(Event(event_id=f"e{i}", contact_id=cid, type=kind, occurred_at=when,
+                         properties=props))
+    return out
+
+
+def baseline(events: list[Event], model: ScoringModel) -> None:
+    points = {t: sum(r.points for r in rules) for t, rules in model.by_type.items()}
+    scores: dict[str, int] = {}
+    seen: set[str] = set()
+    for e in events:
+        if e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        scores[e.contact_id] = scores.get(e.contact_id, 0) + points.get(e.type, 0)
+
+
+def engine_replay(events: list[Event], model: ScoringModel) -> None:
+    replay(events, model)
+
+
+def engine_apply_copying(events: list[Event], model: ScoringModel) -> None:
+    states: dict[str, ContactState] = {}
+    for e in events:
+        states[e.contact_id], _ = apply(states.get(e.contact_id) or ContactState(), e, model)
+
+
+def measure(fn: Callable[[list[Event], ScoringModel], None], events: list[Event],
+            model: ScoringModel, repeat: int) -> float:
+    rates = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(events, model)
+        rates.append(len(events) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--contacts", type=int, default=5_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--model", default=str(ROOT / "config" / "scoring.yaml"))
+    args = parser.parse_args()
+    model = load_model(args.model)
+    events = make_events(model, args.events, args.contacts)
+    print(f"model {model.name}: {len(model.rules)} rules; {len(events):,} events, "
+          f"{args.contacts:,} contacts; median of {args.repeat} runs")
+    base = measure(baseline, events, model, args.repeat)
+    rows = [
+        ("baseline: points per type in a dict", base),
+        ("engine: replay (apply in place)", measure(engine_replay, events, model, args.repeat)),
+        ("engine: apply() returning new states",
+         measure(engine_apply_copying, events, model, min(args.repeat, 1))),
+    ]
+    for name, rate in rows:
+        print(f"  {name:<40} {rate:>12,.0f} events/s   {rate / base:6.3f} x baseline")
+    print(f"target: 100,000 events/s in one process -> replay at "
+          f"{rows[1][1] / 100_000:.2f}x the target")
+
+
+if __name__ == "__main__":
+    main()
