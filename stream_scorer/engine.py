@@ -33,7 +33,7 @@ The semantics, in the order they apply to one event at time ``t``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,16 +201,31 @@ class Crossing:
         return None if self.cause.startswith("expired@") else self.cause
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Effects:
     """What applying one event (or advancing the clock) did. Treat as read-only."""
 
     duplicate: bool = False
-    awards: list[Award] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
-    expired: list[Award] = field(default_factory=list)
-    withdrawn: list[Award] = field(default_factory=list)
-    crossings: list[Crossing] = field(default_factory=list)
+    awards: Sequence[Award] = ()
+    refused: Sequence[Refusal] = ()
+    expired: Sequence[Award] = ()
+    withdrawn: Sequence[Award] = ()
+    crossings: Sequence[Crossing] = ()
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.duplicate,
+            tuple(self.awards),
+            tuple(self.refused),
+            tuple(self.expired),
+            tuple(self.withdrawn),
+            tuple(self.crossings),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Effects) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 DUPLICATE = Effects(duplicate=True)
@@ -477,19 +492,21 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
         return DUPLICATE
     t = epoch_ms(event.occurred_at)
     state.seen[eid] = t
-    now = t if state.clock is None or t > state.clock else state.clock
+    clock = state.clock
+    now = t if clock is None or t > clock else clock
     state.clock = now
     crossings: list[Crossing] = []
     expired: list[Award] = []
     if state.expiry is not None and state.expiry <= now:
         _expire(state, model, event.contact_id, now, expired, crossings)
-    if not state.values:
+    values = state.values
+    if not values:
         _rebuild(state, model)
-    previous = dict(state.values)
-    made: list[Award] = []
-    refused: list[Refusal] = []
-    withdrawn: list[Award] = []
+        values = state.values
+    previous = values.copy()
     if event.type == CONTACT_UPDATED:
+        made: list[Award] = []
+        withdrawn: list[Award] = []
         if _update_attributes(state, event, t):
             for rule in model.attribute_rules:
                 assert rule.when is not None
@@ -506,27 +523,35 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
                     withdrawn.append(current)
             _refresh_gates(state, model)
             _check_tiers(state, model, event.contact_id, model.scores, previous, eid, t, crossings)
-    else:
-        rules = model.by_type.get(event.type)
-        if rules:
-            props = event.properties
-            for rule in rules:
-                if rule.match is not None and not rule.match(props):
-                    continue
-                outcome = _award_rule(state, rule, eid, t, now)
-                if type(outcome) is Award:
-                    made.append(outcome)
-                    _add(state, model, outcome, +1)
-                else:
-                    refused.append(outcome)  # type: ignore[arg-type]
-            if made:
-                values = state.values
-                changed = [n for n in {a.score: None for a in made} if values[n] != previous[n]]
-                if changed:
-                    _check_tiers(
-                        state, model, event.contact_id, changed, previous, eid, t, crossings
-                    )
-    return Effects(False, made, refused, expired, withdrawn, crossings)
+        return Effects(False, made, _NONE, expired, withdrawn, crossings)
+    rules = model.by_type.get(event.type)
+    if not rules:
+        return Effects(False, _NONE, _NONE, expired, _NONE, crossings)
+    props = event.properties
+    awards: list[Award] = []
+    refused: list[Refusal] = []
+    for rule in rules:
+        if rule.match is not None and not rule.match(props):
+            continue
+        outcome = _award_rule(state, rule, eid, t, now)
+        if type(outcome) is Award:
+            awards.append(outcome)
+            _add(state, model, outcome, +1)
+        else:
+            refused.append(outcome)  # type: ignore[arg-type]
+    if awards:
+        if len(awards) == 1:
+            name = awards[0].score
+            changed = [name] if values[name] != previous[name] else []
+        else:
+            changed = [n for n in {a.score: None for a in awards} if values[n] != previous[n]]
+        if changed:
+            _check_tiers(state, model, event.contact_id, changed, previous, eid, t, crossings)
+    return Effects(False, awards, refused, expired, _NONE, crossings)
+
+
+#: Effects that did not happen.
+_NONE: tuple[()] = ()
 
 
 def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[ContactState, Effects]:
