@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import faust
@@ -28,7 +29,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, decode_event
+from stream_scorer.events import Event, check_event, decode_event
 from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.store import PendingAlert, RedisStore
@@ -92,11 +93,16 @@ class Scorer:
         """Score a batch of ``(key, value, topic, partition, offset)`` messages."""
         good: list[Event] = []
         bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
+        not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
+        known = None if self.settings.accept_unknown_types else self.model.event_types
         for msg in messages:
             try:
-                good.append(decode_event(msg[1], self.settings.max_event_bytes))
+                event = decode_event(msg[1], self.settings.max_event_bytes)
+                check_event(event, known, not_after)
             except InvalidEvent as exc:
                 bad.append((msg, exc))
+            else:
+                good.append(event)
         for msg, invalid in bad:
             await self._dead_letter(msg, invalid.reason, invalid.detail)
         if not good:

@@ -33,6 +33,7 @@ The semantics, in the order they apply to one event at time ``t``:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +169,7 @@ def _scan_expiry(awards: list[Award]) -> int | None:
     return min(times) if times else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refusal:
     rule: str
     reason: str
@@ -233,6 +234,8 @@ DUPLICATE = Effects(duplicate=True)
 
 def _value(model: ScoringModel, name: str, sums: Mapping[str, int]) -> int:
     score = model.scores[name]
+    if not score.categories:
+        return score.clamp(sum(sums.values()))
     total = 0
     for category, raw in sums.items():
         if category:
@@ -368,19 +371,21 @@ def _expire(
 _NO_HISTORY: list[list[int]] = []
 
 
+def _at(entry: list[int]) -> int:
+    return entry[0]
+
+
 def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> int:
-    """The fullest rolling window ``(e - per, e]`` that would contain an award at ``t``."""
-    low, high = t - per, t + per
-    load = 0
-    later = False
-    for at, p in history:
-        if low < at <= t:
-            load += p if points else 1
-        elif t < at < high:
-            later = True
-    if not later:  # events in order: the window ending at t is the only one to check
-        return load
-    near = [(at, p) for at, p in history if low < at < high]
+    """The fullest rolling window ``(e - per, e]`` that would contain an award at ``t``.
+
+    ``history`` is sorted by time, so in the usual in-order case this is one slice.
+    """
+    lo = bisect_right(history, t - per, key=_at)
+    hi = bisect_right(history, t, key=_at, lo=lo)
+    load = sum(p for _, p in history[lo:hi]) if points else hi - lo
+    if hi == len(history) or history[hi][0] >= t + per:
+        return load  # nothing after t within a window: the window ending at t is the fullest
+    near = history[lo : bisect_left(history, t + per, key=_at, lo=hi)]
     ends = [t, *(at for at, _ in near if at > t)]
     return max(sum((p if points else 1) for at, p in near if e - per < at <= e) for e in ends)
 
@@ -388,11 +393,16 @@ def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> in
 def _frequency_window(
     matches: list[int], t: int, within: int, count: int
 ) -> tuple[int, int] | None:
-    """The earliest window ``[s, s + within)`` holding ``t`` and ``count`` matches, if any."""
-    for start in sorted(at for at in matches if t - within < at <= t):
-        end = start + within
-        if sum(1 for at in matches if start <= at < end) >= count:
-            return start, end
+    """The earliest window ``[s, s + within)`` holding ``t`` and ``count`` matches, if any.
+
+    ``matches`` is sorted by time.
+    """
+    first = bisect_right(matches, t - within)
+    last = bisect_right(matches, t, lo=first)
+    for i in range(first, last):
+        start = matches[i]
+        if bisect_left(matches, start + within, lo=i) - i >= count:
+            return start, start + within
     return None
 
 
@@ -410,23 +420,28 @@ def _award_rule(
     history = state.history.get(rid, _NO_HISTORY)
     burst = rule.burst
     if burst is not None:
-        for at, _ in history:
-            if -burst < t - at < burst:
-                return Refusal(rid, "burst", eid)
+        i = bisect_right(history, t - burst, key=_at)
+        if i < len(history) and history[i][0] < t + burst:
+            return Refusal(rid, "burst", eid)
         for at in state.pending.get(rid, ()):
             if -burst < t - at < burst:
                 return Refusal(rid, "burst", eid)
     within = rule.freq_within
     if within is not None and rule.freq_count is not None:
         pending = state.pending.setdefault(rid, [])
-        pending.append(t)
+        if not pending or pending[-1] <= t:
+            pending.append(t)
+        else:
+            insort(pending, t)
         if len(pending) > 16:
-            pending[:] = [at for at in pending if at > now - 2 * within]
+            del pending[: bisect_right(pending, now - 2 * within)]
         inside = _frequency_window(pending, t, within, rule.freq_count)
         if inside is None:
             near = sum(1 for at in pending if abs(at - t) < within)
             return Refusal(rid, "frequency", eid, f"{near} of {rule.freq_count}")
-        rest = [at for at in pending if not inside[0] <= at < inside[1]]
+        rest = (
+            pending[: bisect_left(pending, inside[0])] + pending[bisect_left(pending, inside[1]) :]
+        )
         if rest:
             state.pending[rid] = rest
         else:
@@ -455,10 +470,13 @@ def _award_rule(
         state.once.add(rid)
     if rule.keeps_history:
         log = state.history.setdefault(rid, [])
-        log.append([t, points])
+        if not log or log[-1][0] <= t:
+            log.append([t, points])
+        else:
+            insort(log, [t, points], key=_at)
         if window is not None and len(log) > 16:
             # Entries no window can reach any more (late events are refused: see ``late``).
-            log[:] = [x for x in log if x[0] > now - 2 * window]
+            del log[: bisect_right(log, now - 2 * window, key=_at)]
     if rule.cap_per is None and (rule.cap_points is not None or rule.cap_occurrences is not None):
         total = state.totals.setdefault(rid, [0, 0])
         total[0] += points

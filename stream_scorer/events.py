@@ -8,6 +8,7 @@ reason code for the dead-letter topic instead of a crashed agent.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -106,6 +107,17 @@ def decode_event(raw: bytes | None, max_bytes: int = 65_536) -> Event:
         if all(e["type"] == "missing" for e in errors):
             raise InvalidEvent("missing_field", detail) from None
         raise InvalidEvent("invalid_field", detail) from None
+
+
+def check_event(event: Event, known_types: Collection[str] | None, not_after: datetime) -> None:
+    """Checks that need the model or a clock; raise :class:`InvalidEvent` with a reason code."""
+    if known_types is not None and event.type not in known_types:
+        raise InvalidEvent("unknown_type", f"no rule of the model scores {event.type!r}")
+    if event.occurred_at > not_after:
+        raise InvalidEvent(
+            "future_timestamp",
+            f"occurred_at {event.occurred_at.isoformat()} is after {not_after.isoformat()}",
+        )
 
 
 def encode_event(event: Event) -> bytes:

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         default=65_536, ge=256, description="Larger events are dead-lettered."
     )
+    max_clock_skew_seconds: float = Field(
+        default=3600, gt=0, description="Events dated further in the future are dead-lettered."
+    )
+    accept_unknown_types: bool = Field(
+        default=False,
+        description="Score nothing for unknown event types instead of dead-lettering them.",
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     @field_validator("kafka_bootstrap_servers")

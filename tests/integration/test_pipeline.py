@@ -104,7 +104,11 @@ async def test_thousand_events_exact_scores_and_alerts(
     worker = make_worker(worker_factory, services, tmp_path)
     events = make_stream(model, contacts=100, events=1000, seed=1)
     assert len({e.contact_id for e in events}) == 100
-    expected_states, expected_crossings = replay(events, model)
+    unknown = {e.event_id for e in events if e.type not in model.event_types}
+    assert unknown, "the stream should hold event types the model does not know"
+    expected_states, expected_crossings = replay(
+        [e for e in events if e.type in model.event_types], model
+    )
     assert any(c.direction == "up" for c in expected_crossings)
     assert any(c.direction == "down" for c in expected_crossings)
 
@@ -129,6 +133,10 @@ async def test_thousand_events_exact_scores_and_alerts(
         alert_id = json.loads(value)["alert_id"]
         assert value == want[alert_id]
         assert key == json.loads(value)["contact_id"].encode()
+
+    dead = await read_topic(services.kafka_bootstrap, worker.settings.dlq_topic)
+    assert {json.loads(v)["event_id"] for _, v, _ in dead} == unknown
+    assert {h["reason"] for _, _, h in dead} == {b"unknown_type"}
 
 
 async def test_bad_events_go_to_dead_letter_topic_with_reasons(
