@@ -9,8 +9,9 @@ The semantics, in the order they apply to one event at time ``t``:
 
 1. An event id the contact has seen changes nothing.
 2. The contact's clock becomes ``max(clock, t)``. Awards whose expiry is at
-   or before the clock drop out first, one expiry instant at a time; each
-   instant can cross tiers down (cause ``expired@<ms>``).
+   or before the clock (or the time the contact was last advanced to, if
+   later) drop out first, one expiry instant at a time; each instant can
+   cross tiers down (cause ``expired@<ms>``).
 3. ``contact_updated`` sets attributes (``null`` removes one); an attribute
    older than the value it would replace is ignored, so late updates do
    not win. Attribute rules are re-evaluated: an award is in force exactly
@@ -89,6 +90,7 @@ class ContactState:
     """
 
     clock: int | None = None
+    swept: int | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     attribute_times: dict[str, int] = field(default_factory=dict)
     awards: list[Award] = field(default_factory=list)
@@ -107,6 +109,7 @@ class ContactState:
     def to_json(self) -> dict[str, Any]:
         return {
             "clock": self.clock,
+            "swept": self.swept,
             "attributes": self.attributes,
             "attribute_times": self.attribute_times,
             "awards": [a.to_json() for a in self.awards],
@@ -123,6 +126,7 @@ class ContactState:
     def from_json(cls, d: Mapping[str, Any], model: ScoringModel) -> ContactState:
         state = cls(
             clock=d.get("clock"),
+            swept=d.get("swept"),
             attributes=dict(d.get("attributes", {})),
             attribute_times={k: int(v) for k, v in d.get("attribute_times", {}).items()},
             awards=[Award.from_json(a) for a in d.get("awards", [])],
@@ -140,6 +144,7 @@ class ContactState:
     def copy(self) -> ContactState:
         return ContactState(
             clock=self.clock,
+            swept=self.swept,
             attributes=dict(self.attributes),
             attribute_times=dict(self.attribute_times),
             awards=list(self.awards),
@@ -407,12 +412,12 @@ def _frequency_window(
 
 
 def _award_rule(
-    state: ContactState, rule: CompiledRule, eid: str, t: int, now: int
+    state: ContactState, rule: CompiledRule, eid: str, t: int, now: int, horizon: int
 ) -> Award | Refusal:
     rid = rule.id
     if rule.once and rid in state.once:
         return Refusal(rid, "once", eid)
-    if rule.expires is not None and t + rule.expires <= now:
+    if rule.expires is not None and t + rule.expires <= horizon:
         return Refusal(rid, "expired", eid, "the award would already have expired")
     window = rule.window
     if window is not None and t <= now - window:
@@ -513,10 +518,12 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
     clock = state.clock
     now = t if clock is None or t > clock else clock
     state.clock = now
+    swept = state.swept
+    horizon = now if swept is None or swept < now else swept
     crossings: list[Crossing] = []
     expired: list[Award] = []
-    if state.expiry is not None and state.expiry <= now:
-        _expire(state, model, event.contact_id, now, expired, crossings)
+    if state.expiry is not None and state.expiry <= horizon:
+        _expire(state, model, event.contact_id, horizon, expired, crossings)
     values = state.values
     if not values:
         _rebuild(state, model)
@@ -551,7 +558,7 @@ def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Ef
     for rule in rules:
         if rule.match is not None and not rule.match(props):
             continue
-        outcome = _award_rule(state, rule, eid, t, now)
+        outcome = _award_rule(state, rule, eid, t, now, horizon)
         if type(outcome) is Award:
             awards.append(outcome)
             _add(state, model, outcome, +1)
@@ -583,19 +590,25 @@ def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[Conta
 def advance(
     state: ContactState, t: int, model: ScoringModel, contact_id: str
 ) -> tuple[ContactState, Effects]:
-    """Move the contact's clock to ``t`` (ms): awards expire, tiers may cross down."""
+    """Expire awards due by ``t`` (ms), crossing tiers down: how an idle contact cools off.
+
+    The contact's event clock does not move (an event older than ``t`` may still
+    arrive and is judged by its own time), but an award that would already have
+    expired by ``t`` is no longer made.
+    """
     new = state.copy()
     return new, advance_in_place(new, t, model, contact_id)
 
 
 def advance_in_place(state: ContactState, t: int, model: ScoringModel, contact_id: str) -> Effects:
-    if state.clock is None or t > state.clock:
-        state.clock = t
+    if state.swept is None or t > state.swept:
+        state.swept = t
     if not state.values:
         _rebuild(state, model)
     expired: list[Award] = []
     crossings: list[Crossing] = []
-    _expire(state, model, contact_id, state.clock, expired, crossings)
+    horizon = state.swept if state.clock is None or state.clock < state.swept else state.clock
+    _expire(state, model, contact_id, horizon, expired, crossings)
     return Effects(expired=expired, crossings=crossings)
 
 

@@ -220,8 +220,8 @@ def test_advance_crosses_down_with_an_expiry_cause_and_stable_alert_id() -> None
         assert down.at == expiry
         assert down.event_id is None
         assert down.alert_id == sha1_id("c1", "s", "hot", "down", f"expired@{expiry}")
-    assert at_once.clock == expiry
-    assert much_later.clock == expiry + 40 * DAY
+    assert at_once.swept == expiry  # advance() expires; the event clock stays
+    assert much_later.swept == expiry + 40 * DAY
     assert at_once.values["s"] == much_later.values["s"] == 0
     # advance leaves its input alone
     assert state.values["s"] == 10
@@ -965,7 +965,7 @@ def test_replay_across_contacts_with_until() -> None:
     states, crossings = replay(events, EXPIRY, until=T0_MS + 2 * DAY)
     assert states["alice"].values == {"s": 1}
     assert states["bob"].values == {"s": 1}
-    assert states["alice"].clock == T0_MS + 2 * DAY
+    assert states["alice"].swept == T0_MS + 2 * DAY  # the event clock stays
     assert [(c.contact_id, c.direction, c.cause) for c in crossings[2:]] == [
         ("alice", "down", f"expired@{T0_MS + DAY}"),
         ("bob", "down", f"expired@{T0_MS + 2 * HOUR + DAY}"),
