@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import faust
@@ -92,6 +93,7 @@ class Scorer:
     ) -> None:
         """Score a batch of ``(key, value, topic, partition, offset)`` messages."""
         good: list[Event] = []
+        partition_of: dict[str, int] = {}
         bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
         known = None if self.settings.accept_unknown_types else self.model.event_types
@@ -103,12 +105,15 @@ class Scorer:
                 bad.append((msg, exc))
             else:
                 good.append(event)
+                partition_of[event.contact_id] = msg[3]
         for msg, invalid in bad:
             await self._dead_letter(msg, invalid.reason, invalid.detail)
         if not good:
             return
         try:
-            pending = await self._retry("redis.apply", lambda: self.store.apply_batch(good))
+            pending = await self._retry(
+                "redis.apply", lambda: self.store.apply_batch(good, partition_of)
+            )
         except Exception as exc:  # a bug or a refused script call: keep the events
             log.exception("batch failed, dead-lettering its events: error=%s", type(exc).__name__)
             for msg in messages:
@@ -116,6 +121,21 @@ class Scorer:
                     await self._dead_letter(msg, "internal_error", type(exc).__name__)
             return
         await self.relay(pending)
+
+    async def sweep(self, partitions: Sequence[int]) -> int:
+        """Expire due awards of idle contacts in our partitions; relay their alerts."""
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        total = 0
+        for partition in partitions:
+            for _ in range(1000):  # a bounded catch-up; the next tick continues
+                pending = await self._retry(
+                    "redis.sweep", partial(self.store.sweep, partition, now_ms)
+                )
+                await self.relay(pending)
+                total += len(pending)
+                if not await self.store.has_due(partition, now_ms):
+                    break
+        return total
 
     async def relay(self, pending: Sequence[PendingAlert]) -> None:
         """Publish pending alerts, wait for Kafka's ack, then clear them from the outbox."""
@@ -184,6 +204,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         model,
         settings.contact_ttl_seconds,
         dedupe_seconds=int(settings.dedupe_days * 86_400),
+        namespace=settings.events_topic,
     )
 
     async def send_alert(key: bytes, value: bytes) -> Any:
@@ -217,6 +238,25 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
                 await stream.ack(event)
 
     app.agent(events_topic, name="score_events")(score_events)
+
+    if settings.sweep_interval_seconds > 0:
+
+        async def sweep_owned_partitions() -> None:
+            # Only the partitions this worker owns: two workers never sweep the same contacts.
+            owned = sorted(
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == events_topic.get_topic_name()
+            )
+            try:
+                swept = await scorer.sweep(owned)
+            except Exception as exc:  # the next tick tries again; nothing is lost meanwhile
+                log.warning("sweep failed: error=%s", type(exc).__name__)
+                return
+            if swept:
+                log.info("sweep relayed alerts: count=%d partitions=%d", swept, len(owned))
+
+        app.timer(settings.sweep_interval_seconds, name="sweep_expiry")(sweep_owned_partitions)
 
     async def _close_redis(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await redis_client.aclose()

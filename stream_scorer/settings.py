@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         default=65_536, ge=256, description="Larger events are dead-lettered."
     )
+    sweep_interval_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How often idle contacts' due expiries are applied (0 turns it off).",
+    )
     max_clock_skew_seconds: float = Field(
         default=3600, gt=0, description="Events dated further in the future are dead-lettered."
     )

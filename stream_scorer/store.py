@@ -17,7 +17,7 @@ duplicate an alert, never lose one.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -26,7 +26,14 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.engine import ContactState, ScoreExplanation, apply_in_place, explain
+from stream_scorer.engine import (
+    ContactState,
+    Crossing,
+    ScoreExplanation,
+    advance_in_place,
+    apply_in_place,
+    explain,
+)
 from stream_scorer.errors import ScorerError
 from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel
@@ -39,6 +46,11 @@ def contact_keys(contact_id: str) -> tuple[str, str]:
     """State hash and alert outbox of one contact."""
     tag = f"{KEY_PREFIX}:{{{contact_id}}}"
     return f"{tag}:state", f"{tag}:outbox"
+
+
+def due_key(namespace: str, partition: int) -> str:
+    """Contacts of one partition by next expiry (ms): what the sweeper visits."""
+    return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +78,11 @@ class RedisStore:
         model: ScoringModel,
         ttl_seconds: int,
         dedupe_seconds: int = 30 * 86_400,
+        namespace: str = "scorer.events",
     ) -> None:
         self._redis = client
         self.model = model
+        self.namespace = namespace
         self._ttl_ms = ttl_seconds * 1000
         self._dedupe_ms = dedupe_seconds * 1000
         source = resources.files("stream_scorer").joinpath("store.lua").read_text()
@@ -86,37 +100,99 @@ class RedisStore:
             rows: list[list[bytes | None]] = await pipe.execute()
         return [((row[0] or b"0").decode(), self._decode(row[1])) for row in rows]
 
-    async def apply_batch(self, events: Sequence[Event]) -> list[PendingAlert]:
-        """Apply events (in order per contact); return every touched contact's pending alerts."""
+    def _ttl_for(self, state: ContactState) -> int:
+        """Retention after the last thing that can still change: the latest award expiry."""
+        latest = max((a.expires_at for a in state.awards if a.expires_at is not None), default=0)
+        seen = max(state.clock or 0, state.swept or 0)
+        return self._ttl_ms + max(0, latest - seen)
+
+    async def apply_batch(
+        self, events: Sequence[Event], partition_of: Mapping[str, int] | None = None
+    ) -> list[PendingAlert]:
+        """Apply events (in order per contact); return every touched contact's pending alerts.
+
+        ``partition_of`` maps contacts to their events-topic partition, whose
+        sweep index records each contact's next expiry.
+        """
         by_contact: dict[str, list[Event]] = {}
         for event in events:
             by_contact.setdefault(event.contact_id, []).append(event)
+
+        def step(state: ContactState, cid: str) -> tuple[bool, list[Crossing]]:
+            changed = False
+            crossings: list[Crossing] = []
+            for event in by_contact[cid]:
+                effects = apply_in_place(state, event, self.model)
+                if not effects.duplicate:
+                    changed = True
+                crossings.extend(effects.crossings)
+            return changed, crossings
+
+        return await self._update(list(by_contact), step, partition_of or {})
+
+    async def sweep(self, partition: int, now_ms: int, limit: int = 500) -> list[PendingAlert]:
+        """Advance contacts of a partition whose next expiry is due; return pending alerts."""
+        key = due_key(self.namespace, partition)
+        due: list[bytes] = await self._redis.zrangebyscore(  # type: ignore[assignment]
+            key, "-inf", now_ms, start=0, num=limit
+        )
+        if not due:
+            return []
+        contacts = [c.decode() for c in due]
+
+        def step(state: ContactState, cid: str) -> tuple[bool, list[Crossing]]:
+            if state.clock is None:  # gone (its keys expired): nothing to advance
+                return False, []
+            effects = advance_in_place(state, now_ms, self.model, cid)
+            return True, list(effects.crossings)
+
+        return await self._update(contacts, step, dict.fromkeys(contacts, partition))
+
+    async def has_due(self, partition: int, now_ms: int) -> bool:
+        key = due_key(self.namespace, partition)
+        return bool(await self._redis.zcount(key, "-inf", now_ms))
+
+    async def _update(
+        self,
+        contacts: list[str],
+        step: Callable[[ContactState, str], tuple[bool, list[Crossing]]],
+        partition_of: Mapping[str, int],
+    ) -> list[PendingAlert]:
+        """Read, change with ``step``, compare-and-set; retry contacts changed meanwhile."""
         pending: list[PendingAlert] = []
-        todo = list(by_contact)
+        todo = contacts
         for _ in range(MAX_CONFLICT_RETRIES):
             if not todo:
                 return pending
             states = await self._read(todo)
-            calls: list[tuple[str, list[str]]] = []
+            calls: list[tuple[str, list[str], int | None]] = []
             for cid, (version, state) in zip(todo, states, strict=True):
-                changed = False
-                alerts: list[str] = []
-                for event in by_contact[cid]:
-                    effects = apply_in_place(state, event, self.model)
-                    if not effects.duplicate:
-                        changed = True
-                    alerts.extend(alert_payload(c, self.model).decode() for c in effects.crossings)
+                changed, crossings = step(state, cid)
+                alerts = [alert_payload(c, self.model).decode() for c in crossings]
                 body = ""
                 if changed:
                     compact(state, self._dedupe_ms)
                     body = json.dumps(state.to_json(), separators=(",", ":"))
-                calls.append((cid, [version, body, str(self._ttl_ms), *alerts]))
+                ttl = self._ttl_for(state)
+                calls.append((cid, [version, body, str(ttl), *alerts], state.next_expiry()))
             async with self._redis.pipeline(transaction=False) as pipe:
-                for cid, args in calls:
+                for cid, args, next_expiry in calls:
                     await self._script(keys=contact_keys(cid), args=args, client=pipe)
+                    partition = partition_of.get(cid)
+                    if partition is None:
+                        continue
+                    key = due_key(self.namespace, partition)
+                    if next_expiry is None:
+                        pipe.zrem(key, cid)
+                    else:
+                        pipe.zadd(key, {cid: next_expiry})
                 results: list[Any] = await pipe.execute()
+            script_results = iter(results)
             conflicts: list[str] = []
-            for (cid, _), result in zip(calls, results, strict=True):
+            for cid, _, _ in calls:
+                result = next(script_results)
+                if cid in partition_of:
+                    next(script_results)
                 if int(result[0]) == 0:
                     conflicts.append(cid)
                 else:

@@ -71,6 +71,8 @@ def unique_settings(
         "web_port": devservices.free_port(),
         "topic_partitions": 4,
         "model_path": str(Path("config/scoring.yaml").resolve()),
+        # Streams in these tests carry historical times; tests of expiry turn the sweeper on.
+        "sweep_interval_seconds": 0,
         **overrides,
     }
     settings = Settings(**values)  # type: ignore[arg-type]
