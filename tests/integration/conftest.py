@@ -34,8 +34,9 @@ class Worker:
 
     def start(self, timeout: float = 90.0) -> devservices.subprocess.Popen[bytes]:
         start = self.log.stat().st_size if self.log.exists() else 0
+        env = {**self.env, "SCORER_WEB_PORT": str(devservices.free_port())}  # one per process
         proc = devservices.spawn(
-            [sys.executable, "-m", "stream_scorer", "worker"], self.log, env=self.env
+            [sys.executable, "-m", "stream_scorer", "worker"], self.log, env=env
         )
         self.procs.append(proc)
         deadline = time.monotonic() + timeout
@@ -49,8 +50,8 @@ class Worker:
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready in {timeout}s:\n{self.tail()}")
 
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def stop_all(self) -> None:
         for proc in self.procs:

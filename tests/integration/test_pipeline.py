@@ -45,7 +45,8 @@ def make_stream(model: ScoringModel, contacts: int, events: int, seed: int) -> l
             out.append(rng.choice(out))  # a producer retry: same event id again
             continue
         contact = f"c-{rng.randrange(contacts):03d}"
-        when = start + timedelta(minutes=i * 90 + rng.randrange(60))
+        # Spread over 60 days, ending well before today: times are history, not future.
+        when = start + timedelta(seconds=i * 60 * 86_400 // events + rng.randrange(3600))
         if rng.random() < 0.15:
             props: dict[str, object] = {
                 k: rng.choice(v) for k, v in ATTRIBUTES.items() if rng.random() < 0.6

@@ -1,0 +1,262 @@
+"""End-to-end throughput and latency of the worker, against baselines from the same run.
+
+Measured on one topic of N events (default 200,000) for real Apache Kafka and
+redis-server (started here unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set):
+
+1. consume-only: a plain aiokafka ``getmany`` loop over the topic;
+2. store-only: the same events applied to Redis by :class:`RedisStore` in the
+   worker's batch size, no Kafka;
+3. worker: ``stream-scorer worker`` from start to all offsets committed;
+4. latency: p50/p99 from an event's send to its alert's arrival, at a fixed
+   offered load (default 5,000 events/s).
+
+Prints the figures and the worker's ratio to the slower of 1 and 2. Never
+asserts on time.
+
+    .venv/bin/python benchmarks/pipeline.py [--events 200000] [--contacts 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream_scorer import devservices
+from stream_scorer.events import Event
+from stream_scorer.model import CONTACT_UPDATED, ScoringModel, load_model
+from stream_scorer.settings import Settings
+from stream_scorer.store import RedisStore
+from stream_scorer.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_events(model: ScoringModel, n: int, contacts: int, start: datetime) -> list[Event]:
+    rng = random.Random(3)
+    types = sorted(t for t in model.event_types if t != CONTACT_UPDATED)
+    urls = ["https://a.io/pricing", "https://a.io/blog/x", "https://a.io/careers", "/"]
+    out = []
+    for i in range(n):
+        cid = f"c-{rng.randrange(contacts)}"
+        if rng.random() < 0.05:
+            props: dict[str, object] = {
+                "country": rng.choice(["US", "DE", "BR"]),
+                "job_title": rng.choice(["VP Sales", "Engineer", "Head of Marketing"]),
+                "company_size": rng.choice([20, 300, 4000]),
+            }
+            kind = CONTACT_UPDATED
+        else:
+            props = {"url": rng.choice(urls), "form_id": rng.choice(["newsletter", "x"])}
+            kind = rng.choice(types)
+        out.append(Event(event_id=f"e{i}", contact_id=cid, type=kind,
+                         occurred_at=start + timedelta(milliseconds=i * 5), properties=props))
+    return out
+
+
+async def produce(bootstrap: str, topic: str, events: list[Event]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                                max_batch_size=512 * 1024, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, e.model_dump_json().encode(),
+                                       key=e.contact_id.encode()) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_only(bootstrap: str, topic: str, total: int) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"plain-{uuid.uuid4()}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_poll_records=1000)
+    await consumer.start()
+    try:
+        seen = 0
+        start = time.perf_counter()
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            seen += sum(len(v) for v in batch.values())
+            if batch:
+                await consumer.commit()
+        return total / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+
+
+async def store_only(redis_url: str, model: ScoringModel, events: list[Event], batch: int) -> float:
+    client = aioredis.from_url(redis_url)
+    store = RedisStore(client, model, ttl_seconds=3600, namespace=f"bench-{uuid.uuid4()}")
+    try:
+        start = time.perf_counter()
+        for i in range(0, len(events), batch):
+            chunk = events[i : i + batch]
+            pending = await store.apply_batch(chunk, {e.contact_id: 0 for e in chunk})
+            await store.mark_relayed(pending)
+        return len(events) / (time.perf_counter() - start)
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+@contextlib.contextmanager
+def worker_process(settings: Settings, log: Path) -> Iterator[object]:
+    env = {**os.environ, **{f"SCORER_{k.upper()}": str(v) for k, v in
+                            settings.model_dump(mode="json").items()}}
+    proc = devservices.spawn([sys.executable, "-m", "stream_scorer", "worker"], log, env=env)
+    try:
+        yield proc
+    finally:
+        devservices.stop_process(proc)
+
+
+async def committed_all(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        end = await consumer.end_offsets(tps)
+        for tp in tps:
+            done = await consumer.committed(tp)
+            if done is None or done < end[tp]:
+                return False
+        return True
+    finally:
+        await consumer.stop()
+
+
+async def worker_rate(settings: Settings, total: int, log: Path) -> float:
+    with worker_process(settings, log):
+        while "Worker]: Ready" not in (log.read_text(errors="replace") if log.exists() else ""):
+            await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        while not await committed_all(settings.kafka_bootstrap_servers, settings.app_id,
+                                      settings.events_topic, settings.topic_partitions):
+            await asyncio.sleep(0.2)
+        return total / (time.perf_counter() - start)
+
+
+async def latency(settings: Settings, model: ScoringModel, rate: int, seconds: float,
+                  log: Path) -> list[float]:
+    """Send events with occurred_at = now at ``rate``/s; time each alert from its event."""
+    sent: dict[str, float] = {}
+    delays: list[float] = []
+    with worker_process(settings, log):
+        while "Worker]: Ready" not in (log.read_text(errors="replace") if log.exists() else ""):
+            await asyncio.sleep(0.05)
+        consumer = AIOKafkaConsumer(settings.alerts_topic,
+                                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                                    auto_offset_reset="latest")
+        await consumer.start()
+        await asyncio.sleep(1)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                    linger_ms=1, acks="all")
+        await producer.start()
+        stop = asyncio.Event()
+
+        async def collect() -> None:
+            async for record in consumer:
+                alert = json.loads(record.value)
+                if alert["event_id"] in sent:
+                    delays.append(time.monotonic() - sent[alert["event_id"]])
+                if stop.is_set():
+                    return
+
+        collector = asyncio.create_task(collect())
+        rng = random.Random(5)
+        types = ["demo_request", "webinar_attended", "trial_signup", "email_click"]
+        begin = time.monotonic()
+        n = 0
+        while time.monotonic() - begin < seconds:
+            n += 1
+            eid = f"lat-{uuid.uuid4().hex[:8]}-{n}"
+            cid = f"l-{rng.randrange(200_000)}"
+            event = {"event_id": eid, "contact_id": cid, "type": rng.choice(types),
+                     "occurred_at": datetime.now(UTC).isoformat(), "properties": {}}
+            sent[eid] = time.monotonic()
+            await producer.send(settings.events_topic, json.dumps(event).encode(),
+                                key=cid.encode())
+            ahead = begin + n / rate - time.monotonic()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        await producer.stop()
+        await asyncio.sleep(3)
+        stop.set()
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+        await consumer.stop()
+    return delays
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument("--model", default=str(ROOT / "config" / "scoring.yaml"))
+    args = parser.parse_args()
+    model = load_model(args.model)
+
+    with contextlib.ExitStack() as stack:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        redis_url = os.environ.get("REDIS_URL")
+        if not bootstrap or not redis_url:
+            kafka, redis = stack.enter_context(devservices.local_services())
+            bootstrap, redis_url = kafka.bootstrap_servers, redis.url
+        tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+        tag = uuid.uuid4().hex[:6]
+        settings = Settings(
+            kafka_bootstrap_servers=bootstrap, redis_url=redis_url,
+            events_topic=f"bench-{tag}.events", alerts_topic=f"bench-{tag}.alerts",
+            dlq_topic=f"bench-{tag}.dlq", app_id=f"bench-{tag}", model_path=Path(args.model),
+            web_port=devservices.free_port(), sweep_interval_seconds=0, topic_partitions=8,
+            log_level="WARNING",
+        )
+        await ensure_topics(settings)
+        events = make_events(model, args.events, args.contacts,
+                             datetime.now(UTC) - timedelta(days=1))
+        print(f"{len(events):,} events for {args.contacts:,} contacts, model {model.name}, "
+              f"batch {settings.batch_max_events}")
+        t = time.perf_counter()
+        await produce(bootstrap, settings.events_topic, events)
+        print(f"  produced in {time.perf_counter() - t:.1f}s")
+
+        consume = await consume_only(bootstrap, settings.events_topic, len(events))
+        store = await store_only(redis_url, model, events, settings.batch_max_events)
+        worker = await worker_rate(settings, len(events), tmp / "worker.log")
+        slower = min(consume, store)
+        print(f"  consume-only (aiokafka getmany)   {consume:>10,.0f} events/s")
+        print(f"  store-only (RedisStore batches)   {store:>10,.0f} events/s")
+        print(f"  worker end to end                 {worker:>10,.0f} events/s")
+        print(f"  worker / slower half              {worker / slower:>10.2f}")
+
+        lat_settings = settings.model_copy(update={"app_id": f"bench-{tag}-lat"})
+        delays = await latency(lat_settings, model, args.rate, args.latency_seconds,
+                               tmp / "latency.log")
+        if delays:
+            q = statistics.quantiles(delays, n=100)
+            print(f"  event-to-alert latency at {args.rate:,}/s offered: "
+                  f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms ({len(delays)} alerts)")
+        else:
+            print("  no alerts arrived in the latency run")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,297 @@
+"""The pipeline under the failures a production stream sees.
+
+Each test streams events for many contacts through real Kafka and Redis,
+breaks something mid-stream, and then requires every contact's state in
+Redis to equal the reference engine's replay, and the alerts on the topic,
+deduplicated by ``alert_id``, to equal the engine's crossings exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream_scorer.alerts import alert_payload
+from stream_scorer.engine import ContactState, replay
+from stream_scorer.events import Event
+from stream_scorer.model import ScoringModel, load_model
+from stream_scorer.store import RedisStore
+
+from ..conftest import Services
+from .conftest import Worker, make_worker, produce, read_topic
+from .test_pipeline import make_stream
+
+pytestmark = pytest.mark.integration
+
+MODEL = load_model("config/scoring.yaml")
+
+
+def known(events: list[Event], model: ScoringModel) -> list[Event]:
+    return [e for e in events if e.type in model.event_types]
+
+
+async def wait_for_states(
+    store: RedisStore, expected: dict[str, ContactState], wait_seconds: float = 180
+) -> None:
+    """Until every contact's state in Redis equals the engine's (then it must stay so)."""
+    deadline = time.monotonic() + wait_seconds
+    remaining = dict(expected)
+    while remaining:
+        for cid in list(remaining):
+            got = await store.read_state(cid)
+            if got is not None and got.seen == remaining[cid].seen:
+                assert got.to_json() == remaining[cid].to_json(), cid
+                del remaining[cid]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(remaining)}/{len(expected)} contacts not fully scored")
+        await asyncio.sleep(0.5)
+
+
+async def wait_for_alerts(
+    services: Services, topic: str, want: dict[str, bytes], wait_seconds: float = 60
+) -> list[bytes]:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        records = [v for _, v, _ in await read_topic(services.kafka_bootstrap, topic)]
+        ids = {json.loads(v)["alert_id"] for v in records}
+        if ids >= set(want) or time.monotonic() > deadline:
+            return records
+        await asyncio.sleep(0.5)
+
+
+async def check_exact(
+    services: Services,
+    worker: Worker,
+    model: ScoringModel,
+    events: list[Event],
+    redis_client: aioredis.Redis,
+) -> list[bytes]:
+    states, crossings = replay(known(events, model), model)
+    store = RedisStore(redis_client, model, ttl_seconds=3600)
+    await wait_for_states(store, states)
+    want = {c.alert_id: alert_payload(c, model) for c in crossings}
+    records = await wait_for_alerts(services, worker.settings.alerts_topic, want)
+    got = {json.loads(v)["alert_id"]: v for v in records}
+    assert set(got) == set(want), (
+        f"missing {len(set(want) - set(got))}, extra {len(set(got) - set(want))}"
+    )
+    for alert_id, payload in got.items():
+        assert payload == want[alert_id]
+    return records
+
+
+def encoded(events: list[Event]) -> list[tuple[bytes | None, bytes]]:
+    return [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
+
+
+async def wait_until_some_progress(redis_client: aioredis.Redis, contacts: int) -> None:
+    """Until the worker has written about a third of the contacts."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        count = 0
+        async for _ in redis_client.scan_iter(match="ss:{c-*}:state", count=1000):
+            count += 1
+        if count >= contacts // 3:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker made no progress")
+
+
+async def test_kill_9_mid_stream_then_restart(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path, batch_max_events=200)
+    events = make_stream(MODEL, contacts=1000, events=20_000, seed=11)
+    first = worker.start()
+    await produce(worker.settings, encoded(events))
+    await wait_until_some_progress(redis_client, 1000)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    worker.start()
+    await check_exact(services, worker, MODEL, events, redis_client)
+
+
+async def test_two_workers_one_stopped_and_started_again(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path, batch_max_events=200)
+    events = make_stream(MODEL, contacts=1000, events=20_000, seed=12)
+    worker.start()
+    second = worker.start()  # the same group: the partitions are shared
+    await produce(worker.settings, encoded(events[:10_000]))
+    await wait_until_some_progress(redis_client, 1000)
+    os.kill(second.pid, signal.SIGTERM)
+    second.wait(60)
+    await produce(worker.settings, encoded(events[10_000:]))
+    worker.start()
+    await check_exact(services, worker, MODEL, events, redis_client)
+
+
+async def test_redis_restarted_mid_stream(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    if services.redis_restart is None:
+        pytest.skip("needs the local redis-server (with append-only persistence) to restart")
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path, batch_max_events=200)
+    events = make_stream(MODEL, contacts=1000, events=20_000, seed=13)
+    proc = worker.start()
+    await produce(worker.settings, encoded(events))
+    await wait_until_some_progress(redis_client, 1000)
+    await asyncio.get_running_loop().run_in_executor(None, services.redis_restart)
+    fresh = aioredis.from_url(services.redis_url)  # the old connections died with the server
+    try:
+        await check_exact(services, worker, MODEL, events, fresh)
+    finally:
+        await fresh.aclose()
+    assert proc.poll() is None, "the worker should ride out a Redis restart"
+    assert "transient failure, retrying" in worker.tail(200_000)
+
+
+async def test_group_reset_to_earliest_replays_without_changes(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    events = make_stream(MODEL, contacts=300, events=5_000, seed=14)
+    proc = worker.start()
+    await produce(worker.settings, encoded(events))
+    before = await check_exact(services, worker, MODEL, events, redis_client)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(60)
+
+    # Reset the worker's consumer group to the earliest offsets.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=services.kafka_bootstrap,
+        group_id=worker.settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(worker.settings.events_topic, p)
+            for p in range(worker.settings.topic_partitions)
+        ]
+        consumer.assign(tps)
+        await consumer.commit(dict.fromkeys(tps, 0))
+    finally:
+        await consumer.stop()
+
+    worker.start()
+    await asyncio.sleep(2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the group has consumed everything again
+        if await _group_caught_up(services, worker):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("the replay did not finish")
+    after = await check_exact(services, worker, MODEL, events, redis_client)
+    assert len(after) == len(before), "a replay published alerts again"
+
+
+async def _group_caught_up(services: Services, worker: Worker) -> bool:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=services.kafka_bootstrap,
+        group_id=worker.settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(worker.settings.events_topic, p)
+            for p in range(worker.settings.topic_partitions)
+        ]
+        end = await consumer.end_offsets(tps)
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            if committed is None or committed < end[tp]:
+                return False
+        return True
+    finally:
+        await consumer.stop()
+
+
+async def test_one_percent_bad_events_of_every_kind(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path, max_event_bytes=4096)
+    events = make_stream(MODEL, contacts=500, events=6_000, seed=15)
+    good = known(events, MODEL)
+    kinds = {
+        "malformed_json": lambda i: b'{"event_id": "bad-%d", ' % i,
+        "missing_field": lambda i: json.dumps(
+            {"event_id": f"bad-{i}", "contact_id": "c-001", "type": "email_open"}
+        ).encode(),
+        "invalid_field": lambda i: json.dumps(
+            {
+                "event_id": f"bad-{i}",
+                "contact_id": "c-001",
+                "type": "email_open",
+                "occurred_at": i,
+            }
+        ).encode(),
+        "unknown_type": lambda i: json.dumps(
+            {
+                "event_id": f"bad-{i}",
+                "contact_id": "c-001",
+                "type": "telepathy",
+                "occurred_at": "2026-10-01T00:00:00Z",
+            }
+        ).encode(),
+        "oversized": lambda i: json.dumps(
+            {
+                "event_id": f"bad-{i}",
+                "contact_id": "c-001",
+                "type": "email_open",
+                "occurred_at": "2026-10-01T00:00:00Z",
+                "properties": {"pad": "x" * 5000},
+            }
+        ).encode(),
+        "future_timestamp": lambda i: json.dumps(
+            {
+                "event_id": f"bad-{i}",
+                "contact_id": "c-001",
+                "type": "email_open",
+                "occurred_at": "2099-01-01T00:00:00Z",
+            }
+        ).encode(),
+    }
+    per_kind = len(good) // 100
+    stream: list[tuple[bytes | None, bytes]] = encoded(good)
+    bad: dict[bytes, str] = {}
+    n = 0
+    for reason, make in kinds.items():
+        for _ in range(per_kind):
+            value = make(n)
+            bad[value] = reason
+            stream.insert((n * 97) % len(stream), (b"c-001", value))
+            n += 1
+    proc = worker.start()
+    await produce(worker.settings, stream)
+    await check_exact(services, worker, MODEL, good, redis_client)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        dead = await read_topic(services.kafka_bootstrap, worker.settings.dlq_topic)
+        if len(dead) >= len(bad):
+            break
+        await asyncio.sleep(0.5)
+    got = {v: h["reason"].decode() for _, v, h in dead}
+    assert got == bad
+    for _, _, headers in dead:
+        assert headers["source_topic"].decode() == worker.settings.events_topic
+        assert headers["detail"]
+    assert proc.poll() is None, "the worker restarted or died"
+    assert worker.tail(1_000_000).count("Worker]: Ready") == 1
