@@ -44,8 +44,9 @@ def make_events(model: ScoringModel, n: int, contacts: int, seed: int = 1) -> li
         else:
             props = {"url": rng.choice(urls), "form_id": rng.choice(["newsletter", "x"])}
             kind = rng.choice(types)
-        out.append(Event(event_id=f"e{i}", contact_id=cid, type=kind, occurred_at=when,
-                         properties=props))
+        out.append(
+            Event(event_id=f"e{i}", contact_id=cid, type=kind, occurred_at=when, properties=props)
+        )
     return out
 
 
@@ -70,8 +71,12 @@ def engine_apply_copying(events: list[Event], model: ScoringModel) -> None:
         states[e.contact_id], _ = apply(states.get(e.contact_id) or ContactState(), e, model)
 
 
-def measure(fn: Callable[[list[Event], ScoringModel], None], events: list[Event],
-            model: ScoringModel, repeat: int) -> float:
+def measure(
+    fn: Callable[[list[Event], ScoringModel], None],
+    events: list[Event],
+    model: ScoringModel,
+    repeat: int,
+) -> float:
     rates = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -89,19 +94,25 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(args.model)
     events = make_events(model, args.events, args.contacts)
-    print(f"model {model.name}: {len(model.rules)} rules; {len(events):,} events, "
-          f"{args.contacts:,} contacts; median of {args.repeat} runs")
+    print(
+        f"model {model.name}: {len(model.rules)} rules; {len(events):,} events, "
+        f"{args.contacts:,} contacts; median of {args.repeat} runs"
+    )
     base = measure(baseline, events, model, args.repeat)
     rows = [
         ("baseline: points per type in a dict", base),
         ("engine: replay (apply in place)", measure(engine_replay, events, model, args.repeat)),
-        ("engine: apply() returning new states",
-         measure(engine_apply_copying, events, model, min(args.repeat, 1))),
+        (
+            "engine: apply() returning new states",
+            measure(engine_apply_copying, events, model, min(args.repeat, 1)),
+        ),
     ]
     for name, rate in rows:
         print(f"  {name:<40} {rate:>12,.0f} events/s   {rate / base:6.3f} x baseline")
-    print(f"target: 100,000 events/s in one process -> replay at "
-          f"{rows[1][1] / 100_000:.2f}x the target")
+    print(
+        f"target: 100,000 events/s in one process -> replay at "
+        f"{rows[1][1] / 100_000:.2f}x the target"
+    )
 
 
 if __name__ == "__main__":

@@ -63,27 +63,42 @@ def make_events(model: ScoringModel, n: int, contacts: int, start: datetime) -> 
         else:
             props = {"url": rng.choice(urls), "form_id": rng.choice(["newsletter", "x"])}
             kind = rng.choice(types)
-        out.append(Event(event_id=f"e{i}", contact_id=cid, type=kind,
-                         occurred_at=start + timedelta(milliseconds=i * 5), properties=props))
+        out.append(
+            Event(
+                event_id=f"e{i}",
+                contact_id=cid,
+                type=kind,
+                occurred_at=start + timedelta(milliseconds=i * 5),
+                properties=props,
+            )
+        )
     return out
 
 
 async def produce(bootstrap: str, topic: str, events: list[Event]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
+    )
     await producer.start()
     try:
-        futures = [await producer.send(topic, e.model_dump_json().encode(),
-                                       key=e.contact_id.encode()) for e in events]
+        futures = [
+            await producer.send(topic, e.model_dump_json().encode(), key=e.contact_id.encode())
+            for e in events
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
 
 async def consume_only(bootstrap: str, topic: str, total: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"plain-{uuid.uuid4()}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_poll_records=1000)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"plain-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=1000,
+    )
     await consumer.start()
     try:
         seen = 0
@@ -115,8 +130,10 @@ async def store_only(redis_url: str, model: ScoringModel, events: list[Event], b
 
 @contextlib.contextmanager
 def worker_process(settings: Settings, log: Path) -> Iterator[object]:
-    env = {**os.environ, **{f"SCORER_{k.upper()}": str(v) for k, v in
-                            settings.model_dump(mode="json").items()}}
+    env = {
+        **os.environ,
+        **{f"SCORER_{k.upper()}": str(v) for k, v in settings.model_dump(mode="json").items()},
+    }
     proc = devservices.spawn([sys.executable, "-m", "stream_scorer", "worker"], log, env=env)
     try:
         yield proc
@@ -125,8 +142,9 @@ def worker_process(settings: Settings, log: Path) -> Iterator[object]:
 
 
 async def committed_all(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -140,32 +158,47 @@ async def committed_all(bootstrap: str, group: str, topic: str, partitions: int)
         await consumer.stop()
 
 
+def _ready(log: Path) -> bool:
+    return log.exists() and "Worker]: Ready" in log.read_text(errors="replace")
+
+
+async def _wait_ready(log: Path) -> None:
+    while not _ready(log):  # noqa: ASYNC110 - polling a child's log file
+        await asyncio.sleep(0.05)
+
+
 async def worker_rate(settings: Settings, total: int, log: Path) -> float:
     with worker_process(settings, log):
-        while "Worker]: Ready" not in (log.read_text(errors="replace") if log.exists() else ""):
-            await asyncio.sleep(0.05)
+        await _wait_ready(log)
         start = time.perf_counter()
-        while not await committed_all(settings.kafka_bootstrap_servers, settings.app_id,
-                                      settings.events_topic, settings.topic_partitions):
+        while not await committed_all(  # noqa: ASYNC110 - polling Kafka
+            settings.kafka_bootstrap_servers,
+            settings.app_id,
+            settings.events_topic,
+            settings.topic_partitions,
+        ):
             await asyncio.sleep(0.2)
         return total / (time.perf_counter() - start)
 
 
-async def latency(settings: Settings, model: ScoringModel, rate: int, seconds: float,
-                  log: Path) -> list[float]:
+async def latency(
+    settings: Settings, model: ScoringModel, rate: int, seconds: float, log: Path
+) -> list[float]:
     """Send events with occurred_at = now at ``rate``/s; time each alert from its event."""
     sent: dict[str, float] = {}
     delays: list[float] = []
     with worker_process(settings, log):
-        while "Worker]: Ready" not in (log.read_text(errors="replace") if log.exists() else ""):
-            await asyncio.sleep(0.05)
-        consumer = AIOKafkaConsumer(settings.alerts_topic,
-                                    bootstrap_servers=settings.kafka_bootstrap_servers,
-                                    auto_offset_reset="latest")
+        await _wait_ready(log)
+        consumer = AIOKafkaConsumer(
+            settings.alerts_topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            auto_offset_reset="latest",
+        )
         await consumer.start()
         await asyncio.sleep(1)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                    linger_ms=1, acks="all")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1, acks="all"
+        )
         await producer.start()
         stop = asyncio.Event()
 
@@ -186,11 +219,15 @@ async def latency(settings: Settings, model: ScoringModel, rate: int, seconds: f
             n += 1
             eid = f"lat-{uuid.uuid4().hex[:8]}-{n}"
             cid = f"l-{rng.randrange(200_000)}"
-            event = {"event_id": eid, "contact_id": cid, "type": rng.choice(types),
-                     "occurred_at": datetime.now(UTC).isoformat(), "properties": {}}
+            event = {
+                "event_id": eid,
+                "contact_id": cid,
+                "type": rng.choice(types),
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "properties": {},
+            }
             sent[eid] = time.monotonic()
-            await producer.send(settings.events_topic, json.dumps(event).encode(),
-                                key=cid.encode())
+            await producer.send(settings.events_topic, json.dumps(event).encode(), key=cid.encode())
             ahead = begin + n / rate - time.monotonic()
             if ahead > 0:
                 await asyncio.sleep(ahead)
@@ -223,17 +260,26 @@ async def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-"))
         tag = uuid.uuid4().hex[:6]
         settings = Settings(
-            kafka_bootstrap_servers=bootstrap, redis_url=redis_url,
-            events_topic=f"bench-{tag}.events", alerts_topic=f"bench-{tag}.alerts",
-            dlq_topic=f"bench-{tag}.dlq", app_id=f"bench-{tag}", model_path=Path(args.model),
-            web_port=devservices.free_port(), sweep_interval_seconds=0, topic_partitions=8,
-            log_level="WARNING",
+            kafka_bootstrap_servers=bootstrap,
+            redis_url=redis_url,
+            events_topic=f"bench-{tag}.events",
+            alerts_topic=f"bench-{tag}.alerts",
+            dlq_topic=f"bench-{tag}.dlq",
+            app_id=f"bench-{tag}",
+            model_path=Path(args.model),
+            web_port=devservices.free_port(),
+            sweep_interval_seconds=0,
+            topic_partitions=8,
+            log_level="INFO",
         )
         await ensure_topics(settings)
-        events = make_events(model, args.events, args.contacts,
-                             datetime.now(UTC) - timedelta(days=1))
-        print(f"{len(events):,} events for {args.contacts:,} contacts, model {model.name}, "
-              f"batch {settings.batch_max_events}")
+        events = make_events(
+            model, args.events, args.contacts, datetime.now(UTC) - timedelta(days=1)
+        )
+        print(
+            f"{len(events):,} events for {args.contacts:,} contacts, model {model.name}, "
+            f"batch {settings.batch_max_events}"
+        )
         t = time.perf_counter()
         await produce(bootstrap, settings.events_topic, events)
         print(f"  produced in {time.perf_counter() - t:.1f}s")
@@ -248,15 +294,19 @@ async def main() -> None:
         print(f"  worker / slower half              {worker / slower:>10.2f}")
 
         lat_settings = settings.model_copy(update={"app_id": f"bench-{tag}-lat"})
-        delays = await latency(lat_settings, model, args.rate, args.latency_seconds,
-                               tmp / "latency.log")
+        delays = await latency(
+            lat_settings, model, args.rate, args.latency_seconds, tmp / "latency.log"
+        )
         if delays:
             q = statistics.quantiles(delays, n=100)
-            print(f"  event-to-alert latency at {args.rate:,}/s offered: "
-                  f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms ({len(delays)} alerts)")
+            print(
+                f"  event-to-alert latency at {args.rate:,}/s offered: "
+                f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms ({len(delays)} alerts)"
+            )
         else:
             print("  no alerts arrived in the latency run")
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     asyncio.run(main())

@@ -84,7 +84,7 @@ class Award:
 class ContactState:
     """One contact's scoring state: plain data that round-trips through JSON.
 
-    ``sums``, ``values``, ``gates_ok`` and ``expiry`` are derived (from the
+    ``sums``, ``counts``, ``values``, ``gates_ok`` and ``expiry`` are derived (from the
     awards and attributes) and rebuilt by :meth:`from_json`; everything else
     is the record of what happened.
     """
@@ -102,6 +102,7 @@ class ContactState:
     tiers: dict[str, list[str]] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     sums: dict[str, dict[str, int]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
     values: dict[str, int] = field(default_factory=dict)
     gates_ok: dict[str, bool] = field(default_factory=dict)
     expiry: int | None = None
@@ -156,6 +157,7 @@ class ContactState:
             tiers={k: list(v) for k, v in self.tiers.items()},
             seen=dict(self.seen),
             sums={k: dict(v) for k, v in self.sums.items()},
+            counts={k: dict(v) for k, v in self.counts.items()},
             values=dict(self.values),
             gates_ok=dict(self.gates_ok),
             expiry=self.expiry,
@@ -255,15 +257,13 @@ def _value(model: ScoringModel, name: str, sums: Mapping[str, int]) -> int:
 
 def _rebuild(state: ContactState, model: ScoringModel) -> None:
     state.sums = {}
+    state.counts = {}
     for award in state.live_awards():
         cats = state.sums.setdefault(award.score, {})
+        counts = state.counts.setdefault(award.score, {})
         key = award.category or ""
         cats[key] = cats.get(key, 0) + award.points
-    state.sums = {
-        score: kept
-        for score, cats in state.sums.items()
-        if (kept := {k: v for k, v in cats.items() if v})
-    }
+        counts[key] = counts.get(key, 0) + 1
     state.values = {name: _value(model, name, state.sums.get(name, {})) for name in model.scores}
     _refresh_gates(state, model)
     state.expiry = _scan_expiry(state.awards)
@@ -279,14 +279,18 @@ def _refresh_gates(state: ContactState, model: ScoringModel) -> None:
 
 def _add(state: ContactState, model: ScoringModel, award: Award, sign: int) -> None:
     cats = state.sums.setdefault(award.score, {})
+    counts = state.counts.setdefault(award.score, {})
     key = award.category or ""
-    total = cats.get(key, 0) + sign * award.points
-    if total:
-        cats[key] = total
-    else:  # keep the derived sums equal to a rebuild from the awards
+    live = counts.get(key, 0) + sign
+    if live:  # a category counts (its min included) while it has live awards
+        counts[key] = live
+        cats[key] = cats.get(key, 0) + sign * award.points
+    else:  # none left: as a rebuild from the awards would have it
+        counts.pop(key, None)
         cats.pop(key, None)
         if not cats:
             del state.sums[award.score]
+            del state.counts[award.score]
     state.values[award.score] = _value(model, award.score, cats)
 
 

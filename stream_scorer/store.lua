@@ -1,32 +1,42 @@
--- stream-scorer: compare-and-set of one contact's state, with its alerts.
+-- stream-scorer: compare-and-set of contacts' states, with their alerts.
 --
--- The worker reads the state (HMGET v s), applies events with the reference
--- engine, and calls this script to write the result. The write happens only
--- if nobody else wrote since the read (version check), and the alerts the
--- change produced go into the contact's outbox in the same atomic step.
+-- The worker reads states (HMGET v s), applies events with the reference
+-- engine, and calls this script to write the results. Each contact is
+-- written only if nobody else wrote it since the read (version check), and
+-- the alerts its change produced go into its outbox in the same atomic step.
+-- One call may carry many contacts (all keys in one slot on Redis Cluster).
 --
--- KEYS[1] state hash   ss:{cid}:state   v = version, s = state JSON
--- KEYS[2] outbox list  ss:{cid}:outbox  alert JSON not yet acknowledged by Kafka
--- ARGV[1] expected version ("0" for a new contact)
--- ARGV[2] new state JSON, or "" when nothing changed (only the outbox is read)
--- ARGV[3] key TTL in milliseconds
--- ARGV[4..] alert JSON to append to the outbox
--- Returns {1, outbox...} when written, {0} on a version conflict.
+-- For contact i (1-based), KEYS[2i-1] is its state hash (v = version,
+-- s = state JSON) and KEYS[2i] its outbox list.
+-- ARGV is, per contact in order: expected version ("0" for a new contact),
+-- new state JSON or "" when nothing changed, key TTL in ms, the number of
+-- alerts n, then the n alert JSON strings.
+-- Returns, per contact, {1, outbox...} when written, {0} on a version conflict.
 
-local current = redis.call('HGET', KEYS[1], 'v') or '0'
-if current ~= ARGV[1] then
-  return {0}
-end
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], 'v', tostring(tonumber(current) + 1), 's', ARGV[2])
-  for i = 4, #ARGV do
-    redis.call('RPUSH', KEYS[2], ARGV[i])
+local out = {}
+local a = 1
+for i = 1, #KEYS / 2 do
+  local state, outbox = KEYS[2 * i - 1], KEYS[2 * i]
+  local expected, body, ttl, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local first = a + 4
+  a = first + n
+  local current = redis.call('HGET', state, 'v') or '0'
+  if current ~= expected then
+    out[i] = {0}
+  else
+    if body ~= '' then
+      redis.call('HSET', state, 'v', tostring(tonumber(current) + 1), 's', body)
+      for j = first, first + n - 1 do
+        redis.call('RPUSH', outbox, ARGV[j])
+      end
+      redis.call('PEXPIRE', state, ttl)
+      if redis.call('EXISTS', outbox) == 1 then
+        redis.call('PEXPIRE', outbox, ttl)
+      end
+    end
+    local pending = redis.call('LRANGE', outbox, 0, -1)
+    table.insert(pending, 1, 1)
+    out[i] = pending
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  if redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  end
 end
-local out = redis.call('LRANGE', KEYS[2], 0, -1)
-table.insert(out, 1, 1)
 return out

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.crc import key_slot
 
 from stream_scorer.alerts import alert_payload
 from stream_scorer.engine import (
@@ -39,6 +40,16 @@ from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel
 
 KEY_PREFIX = "ss"
+
+#: Read many contacts' (version, state) in one call; keys in one slot on Cluster.
+_READ_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local row = redis.call('HMGET', key, 'v', 's')
+  out[i] = {row[1] or false, row[2] or false}
+end
+return out
+"""
 MAX_CONFLICT_RETRIES = 20
 
 
@@ -79,14 +90,17 @@ class RedisStore:
         ttl_seconds: int,
         dedupe_seconds: int = 30 * 86_400,
         namespace: str = "scorer.events",
+        cluster: bool = False,
     ) -> None:
         self._redis = client
         self.model = model
         self.namespace = namespace
+        self.cluster = cluster
         self._ttl_ms = ttl_seconds * 1000
         self._dedupe_ms = dedupe_seconds * 1000
         source = resources.files("stream_scorer").joinpath("store.lua").read_text()
         self._script: AsyncScript = client.register_script(source)
+        self._read_script: AsyncScript = client.register_script(_READ_MANY)
 
     def _decode(self, raw: bytes | None) -> ContactState:
         if raw is None:
@@ -94,11 +108,20 @@ class RedisStore:
         return ContactState.from_json(json.loads(raw), self.model)
 
     async def _read(self, contacts: Sequence[str]) -> list[tuple[str, ContactState]]:
+        """Versions and states of contacts: one script call per slot group, one round trip."""
+        groups: dict[int, list[int]] = {}
+        for i, cid in enumerate(contacts):
+            groups.setdefault(key_slot(cid.encode()) if self.cluster else 0, []).append(i)
+        rows: list[Any] = [None] * len(contacts)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for cid in contacts:
-                pipe.hmget(contact_keys(cid)[0], ["v", "s"])
-            rows: list[list[bytes | None]] = await pipe.execute()
-        return [((row[0] or b"0").decode(), self._decode(row[1])) for row in rows]
+            for members in groups.values():
+                keys = [contact_keys(contacts[i])[0] for i in members]
+                await self._read_script(keys=keys, args=[], client=pipe)
+            answers: list[Any] = await pipe.execute()
+        for members, answer in zip(groups.values(), answers, strict=True):
+            for i, row in zip(members, answer, strict=True):
+                rows[i] = row
+        return [((row[0] or b"0").decode(), self._decode(row[1] or None)) for row in rows]
 
     def _ttl_for(self, state: ContactState) -> int:
         """Retention after the last thing that can still change: the latest award expiry."""
@@ -148,6 +171,28 @@ class RedisStore:
 
         return await self._update(contacts, step, dict.fromkeys(contacts, partition))
 
+    async def _write(self, calls: list[tuple[str, list[str], int | None]]) -> list[Any]:
+        """One script call per group of contacts (per slot on Cluster), one round trip."""
+        groups: dict[int, list[int]] = {}
+        for i, (cid, _, _) in enumerate(calls):
+            groups.setdefault(key_slot(cid.encode()) if self.cluster else 0, []).append(i)
+        results: list[Any] = [None] * len(calls)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for members in groups.values():
+                keys: list[str] = []
+                args: list[str] = []
+                for i in members:
+                    cid, call_args, _ = calls[i]
+                    keys.extend(contact_keys(cid))
+                    version, body, ttl, *alerts = call_args
+                    args.extend([version, body, ttl, str(len(alerts)), *alerts])
+                await self._script(keys=keys, args=args, client=pipe)
+            answers: list[Any] = await pipe.execute()
+        for members, answer in zip(groups.values(), answers, strict=True):
+            for i, result in zip(members, answer, strict=True):
+                results[i] = result
+        return results
+
     async def has_due(self, partition: int, now_ms: int) -> bool:
         key = due_key(self.namespace, partition)
         return bool(await self._redis.zcount(key, "-inf", now_ms))
@@ -175,28 +220,27 @@ class RedisStore:
                     body = json.dumps(state.to_json(), separators=(",", ":"))
                 ttl = self._ttl_for(state)
                 calls.append((cid, [version, body, str(ttl), *alerts], state.next_expiry()))
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for cid, args, next_expiry in calls:
-                    await self._script(keys=contact_keys(cid), args=args, client=pipe)
-                    partition = partition_of.get(cid)
-                    if partition is None:
-                        continue
-                    key = due_key(self.namespace, partition)
-                    if next_expiry is None:
-                        pipe.zrem(key, cid)
-                    else:
-                        pipe.zadd(key, {cid: next_expiry})
-                results: list[Any] = await pipe.execute()
-            script_results = iter(results)
+            results = await self._write(calls)
+            due: dict[int, dict[str, int]] = {}
+            gone: dict[int, list[str]] = {}
             conflicts: list[str] = []
-            for cid, _, _ in calls:
-                result = next(script_results)
-                if cid in partition_of:
-                    next(script_results)
+            for (cid, _, next_expiry), result in zip(calls, results, strict=True):
                 if int(result[0]) == 0:
                     conflicts.append(cid)
-                else:
-                    pending.extend(PendingAlert(cid, bytes(item)) for item in result[1:])
+                    continue
+                pending.extend(PendingAlert(cid, bytes(item)) for item in result[1:])
+                partition = partition_of.get(cid)
+                if partition is not None and next_expiry is not None:
+                    due.setdefault(partition, {})[cid] = next_expiry
+                elif partition is not None:
+                    gone.setdefault(partition, []).append(cid)
+            if due or gone:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for partition, members in due.items():
+                        pipe.zadd(due_key(self.namespace, partition), members)
+                    for partition, cids in gone.items():
+                        pipe.zrem(due_key(self.namespace, partition), *cids)
+                    await pipe.execute()
             todo = conflicts
         raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
 
