@@ -101,6 +101,7 @@ async def wait_until_scored(
 async def test_thousand_events_exact_scores_and_alerts(
     services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
 ) -> None:
+    await redis_client.flushdb()  # other tests use the same contact ids
     model = load_model("config/scoring.yaml")
     worker = make_worker(worker_factory, services, tmp_path)
     events = make_stream(model, contacts=100, events=1000, seed=1)
@@ -143,6 +144,7 @@ async def test_thousand_events_exact_scores_and_alerts(
 async def test_bad_events_go_to_dead_letter_topic_with_reasons(
     services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
 ) -> None:
+    await redis_client.flushdb()  # other tests use the same contact ids
     worker = make_worker(worker_factory, services, tmp_path, max_event_bytes=2048)
     good = Event(
         event_id="ok-1",
