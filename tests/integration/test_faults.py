@@ -9,10 +9,12 @@ deduplicated by ``alert_id``, to equal the engine's crossings exactly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -171,21 +173,9 @@ async def test_group_reset_to_earliest_replays_without_changes(
     proc.wait(60)
 
     # Reset the worker's consumer group to the earliest offsets.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=services.kafka_bootstrap,
-        group_id=worker.settings.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(worker.settings.events_topic, p)
-            for p in range(worker.settings.topic_partitions)
-        ]
+    async with group_consumer(services, worker) as (consumer, tps):
         consumer.assign(tps)
         await consumer.commit(dict.fromkeys(tps, 0))
-    finally:
-        await consumer.stop()
 
     worker.start()
     await asyncio.sleep(2)
@@ -200,7 +190,11 @@ async def test_group_reset_to_earliest_replays_without_changes(
     assert len(after) == len(before), "a replay published alerts again"
 
 
-async def _group_caught_up(services: Services, worker: Worker) -> bool:
+@contextlib.asynccontextmanager
+async def group_consumer(
+    services: Services, worker: Worker
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A consumer in the worker's group (it never subscribes) and the events partitions."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=services.kafka_bootstrap,
         group_id=worker.settings.app_id,
@@ -208,18 +202,25 @@ async def _group_caught_up(services: Services, worker: Worker) -> bool:
     )
     await consumer.start()
     try:
-        tps = [
-            TopicPartition(worker.settings.events_topic, p)
-            for p in range(worker.settings.topic_partitions)
-        ]
+        yield (
+            consumer,
+            [
+                TopicPartition(worker.settings.events_topic, p)
+                for p in range(worker.settings.topic_partitions)
+            ],
+        )
+    finally:
+        await consumer.stop()
+
+
+async def _group_caught_up(services: Services, worker: Worker) -> bool:
+    async with group_consumer(services, worker) as (consumer, tps):
         end = await consumer.end_offsets(tps)
         for tp in tps:
             committed = await consumer.committed(tp)
             if committed is None or committed < end[tp]:
                 return False
         return True
-    finally:
-        await consumer.stop()
 
 
 async def test_one_percent_bad_events_of_every_kind(

@@ -29,6 +29,8 @@ from stream_scorer.engine import (
 from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel, parse_model
 
+from .scenario import event_at, feed
+
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T0_MS = 1_767_225_600_000  # 20454 days * 86_400_000 ms
 SEC = 1_000
@@ -43,28 +45,11 @@ def model_of(body: str) -> ScoringModel:
 
 def ev(eid: str, type_: str, at: int = 0, contact: str = "c1", **props: Any) -> Event:
     """An event ``at`` milliseconds after T0."""
-    return Event(
-        event_id=eid,
-        contact_id=contact,
-        type=type_,
-        occurred_at=T0 + timedelta(milliseconds=at),
-        properties=props,
-    )
+    return event_at(T0, eid, type_, at, contact, **props)
 
 
 def upd(eid: str, at: int = 0, contact: str = "c1", **attrs: Any) -> Event:
     return ev(eid, "contact_updated", at, contact, **attrs)
-
-
-def feed(
-    model: ScoringModel, events: list[Event], state: ContactState | None = None
-) -> tuple[ContactState, list[Effects]]:
-    current = state if state is not None else ContactState()
-    effects = []
-    for event in events:
-        current, eff = apply(current, event, model)
-        effects.append(eff)
-    return current, effects
 
 
 def moves(effects: Effects) -> list[tuple[str, str, int, int]]:

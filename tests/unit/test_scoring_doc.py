@@ -25,6 +25,8 @@ from stream_scorer.errors import ModelError
 from stream_scorer.events import Event, epoch_ms
 from stream_scorer.model import ScoringModel, load_model, parse_duration, parse_model
 
+from .scenario import event_at, feed
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "scoring-model.md").read_text(encoding="utf-8")
 HEAD = "version: 1\nname: doc\n"
@@ -67,28 +69,12 @@ def as_rules(rule_snippet: str) -> str:
 
 
 def ev(eid: str, type_: str, at: int = 0, contact: str = "c1", **props: Any) -> Event:
-    return Event(
-        event_id=eid,
-        contact_id=contact,
-        type=type_,
-        occurred_at=T0 + timedelta(milliseconds=at),
-        properties=props,
-    )
+    """An event ``at`` milliseconds after T0."""
+    return event_at(T0, eid, type_, at, contact, **props)
 
 
 def upd(eid: str, at: int = 0, contact: str = "c1", **attrs: Any) -> Event:
     return ev(eid, "contact_updated", at, contact, **attrs)
-
-
-def feed(
-    model: ScoringModel, events: list[Event], state: ContactState | None = None
-) -> tuple[ContactState, list[Effects]]:
-    current = state if state is not None else ContactState()
-    out = []
-    for event in events:
-        current, effects = apply(current, event, model)
-        out.append(effects)
-    return current, out
 
 
 def walk(
