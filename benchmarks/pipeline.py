@@ -211,28 +211,45 @@ async def latency(
                     return
 
         collector = asyncio.create_task(collect())
-        rng = random.Random(5)
-        types = ["demo_request", "webinar_attended", "trial_signup", "email_click"]
+        # Each contact: a good fit (attributes), then a demo request that makes it an MQL.
+        # The demo request's send time starts the clock; its alert stops it.
         begin = time.monotonic()
         n = 0
         while time.monotonic() - begin < seconds:
             n += 1
-            eid = f"lat-{uuid.uuid4().hex[:8]}-{n}"
-            cid = f"l-{rng.randrange(200_000)}"
-            event = {
-                "event_id": eid,
+            cid = f"l-{uuid.uuid4().hex[:10]}"
+            now = datetime.now(UTC).isoformat()
+            fit = {
+                "event_id": f"lat-{n}-a",
                 "contact_id": cid,
-                "type": rng.choice(types),
-                "occurred_at": datetime.now(UTC).isoformat(),
+                "type": "contact_updated",
+                "occurred_at": now,
+                "properties": {
+                    "country": "US",
+                    "job_title": "VP Sales",
+                    "company_size": 500,
+                    "industry": "saas",
+                },
+            }
+            demo = {
+                "event_id": f"lat-{n}-d",
+                "contact_id": cid,
+                "type": "demo_request",
+                "occurred_at": now,
                 "properties": {},
             }
-            sent[eid] = time.monotonic()
-            await producer.send(settings.events_topic, json.dumps(event).encode(), key=cid.encode())
-            ahead = begin + n / rate - time.monotonic()
+            for event in (fit, demo):
+                sent[str(event["event_id"])] = time.monotonic()
+                await producer.send(
+                    settings.events_topic, json.dumps(event).encode(), key=cid.encode()
+                )
+            ahead = begin + 2 * n / rate - time.monotonic()
             if ahead > 0:
                 await asyncio.sleep(ahead)
         await producer.stop()
-        await asyncio.sleep(3)
+        drain = time.monotonic() + 120  # until every demo's alert is in, or two minutes
+        while len(delays) < n and time.monotonic() < drain:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
         stop.set()
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
