@@ -310,7 +310,16 @@ async def main() -> None:
         print(f"  worker end to end                 {worker:>10,.0f} events/s")
         print(f"  worker / slower half              {worker / slower:>10.2f}")
 
-        lat_settings = settings.model_copy(update={"app_id": f"bench-{tag}-lat"})
+        # Fresh topics: the latency worker must not first replay the throughput topic.
+        lat_settings = settings.model_copy(
+            update={
+                "app_id": f"bench-{tag}-lat",
+                "events_topic": f"bench-{tag}-lat.events",
+                "alerts_topic": f"bench-{tag}-lat.alerts",
+                "dlq_topic": f"bench-{tag}-lat.dlq",
+            }
+        )
+        await ensure_topics(lat_settings)
         delays = await latency(
             lat_settings, model, args.rate, args.latency_seconds, tmp / "latency.log"
         )
