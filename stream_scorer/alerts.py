@@ -1,4 +1,4 @@
-"""Alert identities and payloads.
+"""Alerts: their identities and payloads, and reading them back off the topic.
 
 An alert id is a hash of what makes a crossing unique (contact, score, tier,
 direction and its cause: the event id, or ``expired@<ms>`` for a fall caused
@@ -10,7 +10,14 @@ same crossing always serialises to the same bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import TYPE_CHECKING
+
+from aiokafka import AIOKafkaConsumer
+
+from stream_scorer.events import Alert, AlertReason, from_epoch_ms
+from stream_scorer.settings import Settings
 
 if TYPE_CHECKING:
     from stream_scorer.engine import Crossing
@@ -28,8 +35,6 @@ def alert_id(contact_id: str, score: str, tier: str, direction: str, cause: str)
 
 def alert_payload(crossing: Crossing, model: ScoringModel) -> bytes:
     """The JSON published to the alerts topic for one crossing."""
-    from stream_scorer.events import Alert, AlertReason, from_epoch_ms
-
     alert = Alert(
         alert_id=crossing.alert_id,
         contact_id=crossing.contact_id,
@@ -57,3 +62,33 @@ def alert_payload(crossing: Crossing, model: ScoringModel) -> bytes:
         ],
     )
     return alert.model_dump_json().encode()
+
+
+async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncIterator[Alert]:
+    """Follow the alerts topic without a consumer group (no offsets are committed)."""
+    consumer = AIOKafkaConsumer(
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.value is not None:
+                yield Alert.model_validate_json(record.value)
+    finally:
+        await consumer.stop()
+
+
+def format_alert(alert: Alert) -> str:
+    arrow = "▲" if alert.direction == "up" else "▼"
+    word = "sales-ready" if alert.direction == "up" else "cooled off "
+    when = alert.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
+    shown = f"{alert.value}" if alert.display == alert.value else f"{alert.display}"
+    why = ", ".join(f"{r.rule} {r.points:+d}" for r in alert.reasons)
+    cause = "points expired" if alert.trigger == "expiry" else f"top: {why}"
+    return (
+        f"{when}  {arrow} {alert.tier.upper():<4} {word}  {alert.contact_id:<8} "
+        f"{alert.score} {shown} (was {alert.previous}, line {alert.threshold})  {cause}"
+    )

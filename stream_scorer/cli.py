@@ -109,7 +109,7 @@ def alerts_tail(
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest alert.")] = False,
 ) -> None:
     """Follow the alerts topic and print alerts as they come."""
-    from stream_scorer.demo import format_alert, tail_alerts
+    from stream_scorer.alerts import format_alert, tail_alerts
 
     settings = _settings()
 

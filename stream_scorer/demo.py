@@ -19,15 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from stream_scorer import devservices
-from stream_scorer.events import Alert
+from stream_scorer.alerts import format_alert, tail_alerts
 from stream_scorer.model import CONTACT_UPDATED, ScoringModel
 from stream_scorer.settings import Settings
 from stream_scorer.topics import ensure_topics
@@ -134,36 +134,6 @@ async def produce(
                 await asyncio.sleep(delay)
     finally:
         await producer.stop()
-
-
-async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncIterator[Alert]:
-    """Follow the alerts topic without a consumer group (no offsets are committed)."""
-    consumer = AIOKafkaConsumer(
-        settings.alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        async for record in consumer:
-            if record.value is not None:
-                yield Alert.model_validate_json(record.value)
-    finally:
-        await consumer.stop()
-
-
-def format_alert(alert: Alert) -> str:
-    arrow = "▲" if alert.direction == "up" else "▼"
-    word = "sales-ready" if alert.direction == "up" else "cooled off "
-    when = alert.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
-    shown = f"{alert.value}" if alert.display == alert.value else f"{alert.display}"
-    why = ", ".join(f"{r.rule} {r.points:+d}" for r in alert.reasons)
-    cause = "points expired" if alert.trigger == "expiry" else f"top: {why}"
-    return (
-        f"{when}  {arrow} {alert.tier.upper():<4} {word}  {alert.contact_id:<8} "
-        f"{alert.score} {shown} (was {alert.previous}, line {alert.threshold})  {cause}"
-    )
 
 
 async def _show_alerts(settings: Settings, out: TextIO) -> None:

@@ -107,11 +107,16 @@ class RedisStore:
             return ContactState()
         return ContactState.from_json(json.loads(raw), self.model)
 
-    async def _read(self, contacts: Sequence[str]) -> list[tuple[str, ContactState]]:
-        """Versions and states of contacts: one script call per slot group, one round trip."""
+    def _slot_groups(self, contacts: Sequence[str]) -> dict[int, list[int]]:
+        """Indexes of contacts that one script call may carry: one slot each on Cluster."""
         groups: dict[int, list[int]] = {}
         for i, cid in enumerate(contacts):
             groups.setdefault(key_slot(cid.encode()) if self.cluster else 0, []).append(i)
+        return groups
+
+    async def _read(self, contacts: Sequence[str]) -> list[tuple[str, ContactState]]:
+        """Versions and states of contacts: one script call per slot group, one round trip."""
+        groups = self._slot_groups(contacts)
         rows: list[Any] = [None] * len(contacts)
         async with self._redis.pipeline(transaction=False) as pipe:
             for members in groups.values():
@@ -173,9 +178,7 @@ class RedisStore:
 
     async def _write(self, calls: list[tuple[str, list[str], int | None]]) -> list[Any]:
         """One script call per group of contacts (per slot on Cluster), one round trip."""
-        groups: dict[int, list[int]] = {}
-        for i, (cid, _, _) in enumerate(calls):
-            groups.setdefault(key_slot(cid.encode()) if self.cluster else 0, []).append(i)
+        groups = self._slot_groups([cid for cid, _, _ in calls])
         results: list[Any] = [None] * len(calls)
         async with self._redis.pipeline(transaction=False) as pipe:
             for members in groups.values():

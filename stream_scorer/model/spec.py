@@ -276,6 +276,19 @@ def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
     return [(i, v) for i, v in enumerate(value) if isinstance(v, Mapping)]
 
 
+def _duplicate_ids(data: Mapping[str, Any], section: str, what: str) -> list[Problem]:
+    """Every repeat of an ``id`` in a list section, placed at the repeat."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, item in _items(data.get(section)):
+        ident = item.get("id")
+        if isinstance(ident, str):
+            if ident in seen:
+                problems.append(((section, i, "id"), f"duplicate {what} id {ident!r}"))
+            seen.add(ident)
+    return problems
+
+
 def cross_check(data: Mapping[str, Any]) -> list[Problem]:
     """Checks that relate keys to each other, on the raw file data, with places."""
     problems: list[Problem] = []
@@ -306,13 +319,8 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
         if isinstance(value, str) and known and value not in known:
             problems.append((loc, f"unknown score {value!r} (known: {names})"))
 
-    seen: set[str] = set()
+    problems += _duplicate_ids(data, "rules", "rule")
     for i, rule in _items(data.get("rules")):
-        rid = rule.get("id")
-        if isinstance(rid, str):
-            if rid in seen:
-                problems.append((("rules", i, "id"), f"duplicate rule id {rid!r}"))
-            seen.add(rid)
         score = rule.get("score")
         score_ref(("rules", i, "score"), score)
         category = rule.get("category")
@@ -327,13 +335,8 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
                         f"unknown category {category!r} of score {score!r} (known: {listed})",
                     )
                 )
-    gate_ids: set[str] = set()
+    problems += _duplicate_ids(data, "gates", "gate")
     for i, gate in _items(data.get("gates")):
-        gid = gate.get("id")
-        if isinstance(gid, str):
-            if gid in gate_ids:
-                problems.append((("gates", i, "id"), f"duplicate gate id {gid!r}"))
-            gate_ids.add(gid)
         for j, score in enumerate(gate.get("scores") or []):
             score_ref(("gates", i, "scores", j), score)
     digit = data.get("class_digit")

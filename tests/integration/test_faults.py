@@ -90,6 +90,14 @@ async def check_exact(
     return records
 
 
+def alert_ids(records: list[bytes]) -> set[str]:
+    return {json.loads(v)["alert_id"] for v in records}
+
+
+def engine_alert_ids(events: list[Event], model: ScoringModel) -> set[str]:
+    return {c.alert_id for c in replay(known(events, model), model)[1]}
+
+
 def encoded(events: list[Event]) -> list[tuple[bytes | None, bytes]]:
     return [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
 
@@ -117,9 +125,11 @@ async def test_kill_9_mid_stream_then_restart(
     await produce(worker.settings, encoded(events))
     await wait_until_some_progress(redis_client, 1000)
     os.kill(first.pid, signal.SIGKILL)
-    first.wait()
+    assert first.wait() == -signal.SIGKILL
+    assert not await _group_caught_up(services, worker), "the kill should land mid-stream"
     worker.start()
-    await check_exact(services, worker, MODEL, events, redis_client)
+    records = await check_exact(services, worker, MODEL, events, redis_client)
+    assert alert_ids(records) == engine_alert_ids(events, MODEL) != set()
 
 
 async def test_two_workers_one_stopped_and_started_again(
@@ -133,10 +143,11 @@ async def test_two_workers_one_stopped_and_started_again(
     await produce(worker.settings, encoded(events[:10_000]))
     await wait_until_some_progress(redis_client, 1000)
     os.kill(second.pid, signal.SIGTERM)
-    second.wait(60)
+    assert second.wait(60) == 0, "a stopped worker exits cleanly"
     await produce(worker.settings, encoded(events[10_000:]))
     worker.start()
-    await check_exact(services, worker, MODEL, events, redis_client)
+    records = await check_exact(services, worker, MODEL, events, redis_client)
+    assert alert_ids(records) == engine_alert_ids(events, MODEL) != set()
 
 
 async def test_redis_restarted_mid_stream(

@@ -524,7 +524,13 @@ def check_expiry(state: ContactState) -> None:
 def test_values_stay_in_range_and_categories_within_max(scenario: Scenario) -> None:
     """1. Scores within [min, max]; categories within max; value = clamp(sum of categories)."""
     model, ops = scenario.model, scenario.ops
-    for step in run(model, ops):
+    steps = list(run(model, ops))
+    assert len(steps) == len(ops), "every event and advance is applied"
+    for step in steps:
+        for name, spec in model.spec.scores.items():
+            value = step.after.values[name]
+            assert value >= spec.min, (name, value)
+            assert spec.max is None or value <= spec.max, (name, value)
         check_values(model, step.after)
 
 
@@ -656,7 +662,12 @@ def check_crossings(model: ScoringModel, steps: Sequence[Step]) -> None:
 def test_crossings_alternate_and_follow_thresholds(scenario: Scenario) -> None:
     """6. Per (contact, score, tier): up first, then alternating; each justified by value/gates."""
     model, ops = scenario.model, scenario.ops
-    check_crossings(model, list(run(model, ops)))
+    steps = list(run(model, ops))
+    assert len(steps) == len(ops), "every event and advance is applied"
+    for step in steps:
+        for crossing in step.effects.crossings:
+            assert crossing.direction in ("up", "down"), crossing
+    check_crossings(model, steps)
 
 
 @PROPERTY
