@@ -4,19 +4,28 @@ Prints absolute figures and ratios against a baseline measured in the same
 run (a bare Python loop that adds points per event type to a dict: the
 least any per-event scorer in Python can do). Never asserts on time.
 
+When the engine is compiled (mypyc, see setup.py), the same source run as
+pure Python is measured too, in a subprocess on a copy of the package.
+
     .venv/bin/python benchmarks/engine.py [--events 200000] [--contacts 5000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from stream_scorer import native
 from stream_scorer.engine import ContactState, apply, replay
 from stream_scorer.events import Event
 from stream_scorer.model import CONTACT_UPDATED, ScoringModel, load_model
@@ -85,33 +94,68 @@ def measure(
     return statistics.median(rates)
 
 
+def pure_replay_rate(args: argparse.Namespace) -> float:
+    """Replay rate of the same source as pure Python: a copy without extension modules."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(
+            ROOT / "stream_scorer",
+            Path(tmp) / "stream_scorer",
+            ignore=shutil.ignore_patterns("*.so", "_native.json", "__pycache__"),
+        )
+        out = subprocess.run(
+            [sys.executable, __file__, "--replay-only", *_common(args)],
+            env={**os.environ, "PYTHONPATH": tmp},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    return float(out.split()[-1])
+
+
+def _common(args: argparse.Namespace) -> list[str]:
+    return [
+        f"--events={args.events}",
+        f"--contacts={args.contacts}",
+        f"--repeat={args.repeat}",
+        f"--model={args.model}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--contacts", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", default=str(ROOT / "config" / "scoring.yaml"))
+    parser.add_argument("--replay-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     model = load_model(args.model)
     events = make_events(model, args.events, args.contacts)
+    if args.replay_only:
+        print(native.describe(), measure(engine_replay, events, model, args.repeat))
+        return
     print(
         f"model {model.name}: {len(model.rules)} rules; {len(events):,} events, "
-        f"{args.contacts:,} contacts; median of {args.repeat} runs"
+        f"{args.contacts:,} contacts; median of {args.repeat} runs; "
+        f"engine {native.describe()}"
     )
     base = measure(baseline, events, model, args.repeat)
+    replay_rate = measure(engine_replay, events, model, args.repeat)
     rows = [
         ("baseline: points per type in a dict", base),
-        ("engine: replay (apply in place)", measure(engine_replay, events, model, args.repeat)),
+        ("engine: replay (apply in place)", replay_rate),
         (
             "engine: apply() returning new states",
             measure(engine_apply_copying, events, model, min(args.repeat, 1)),
         ),
     ]
+    if any(native.compiled().values()):
+        rows.append(("engine: replay, same source pure Python", pure_replay_rate(args)))
     for name, rate in rows:
         print(f"  {name:<40} {rate:>12,.0f} events/s   {rate / base:6.3f} x baseline")
     print(
         f"target: 100,000 events/s in one process -> replay at "
-        f"{rows[1][1] / 100_000:.2f}x the target"
+        f"{replay_rate / 100_000:.2f}x the target"
     )
 
 

@@ -34,14 +34,15 @@ The semantics, in the order they apply to one event at time ``t``:
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream_scorer.alerts import alert_id
-from stream_scorer.events import Event, epoch_ms
-from stream_scorer.model import CONTACT_UPDATED, CompiledRule, ScoringModel
+from stream_scorer.events import EPOCH, ONE_MS, Event
+from stream_scorer.model import CONTACT_UPDATED, CompiledRule, CompiledScore, ScoringModel
 
 
 @dataclass(slots=True)
@@ -239,22 +240,6 @@ class Effects:
 DUPLICATE = Effects(duplicate=True)
 
 
-def _value(model: ScoringModel, name: str, sums: Mapping[str, int]) -> int:
-    score = model.scores[name]
-    if not score.categories:
-        return score.clamp(sum(sums.values()))
-    total = 0
-    for category, raw in sums.items():
-        if category:
-            low, high = score.categories[category]
-            if high is not None and raw > high:
-                raw = high
-            if low is not None and raw < low:
-                raw = low
-        total += raw
-    return score.clamp(total)
-
-
 def _rebuild(state: ContactState, model: ScoringModel) -> None:
     state.sums = {}
     state.counts = {}
@@ -264,7 +249,9 @@ def _rebuild(state: ContactState, model: ScoringModel) -> None:
         key = award.category or ""
         cats[key] = cats.get(key, 0) + award.points
         counts[key] = counts.get(key, 0) + 1
-    state.values = {name: _value(model, name, state.sums.get(name, {})) for name in model.scores}
+    state.values = {
+        name: score.value(state.sums.get(name, {})) for name, score in model.scores.items()
+    }
     _refresh_gates(state, model)
     state.expiry = _scan_expiry(state.awards)
 
@@ -277,9 +264,14 @@ def _refresh_gates(state: ContactState, model: ScoringModel) -> None:
     }
 
 
-def _add(state: ContactState, model: ScoringModel, award: Award, sign: int) -> None:
-    cats = state.sums.setdefault(award.score, {})
-    counts = state.counts.setdefault(award.score, {})
+def _add(state: ContactState, score: CompiledScore, award: Award, sign: int) -> None:
+    name = score.name
+    cats = state.sums.get(name)
+    if cats is None:
+        cats = state.sums[name] = {}
+        counts = state.counts[name] = {}
+    else:
+        counts = state.counts[name]
     key = award.category or ""
     live = counts.get(key, 0) + sign
     if live:  # a category counts (its min included) while it has live awards
@@ -289,9 +281,9 @@ def _add(state: ContactState, model: ScoringModel, award: Award, sign: int) -> N
         counts.pop(key, None)
         cats.pop(key, None)
         if not cats:
-            del state.sums[award.score]
-            del state.counts[award.score]
-    state.values[award.score] = _value(model, award.score, cats)
+            del state.sums[name]
+            del state.counts[name]
+    state.values[name] = score.value(cats)
 
 
 def _check_tiers(
@@ -306,11 +298,16 @@ def _check_tiers(
 ) -> None:
     for name in names:
         score = model.scores[name]
-        if not score.thresholds:
+        lowest = score.lowest_at
+        if lowest is None:
             continue
         value = state.values[name]
         gates_ok = state.gates_ok.get(name, True)
-        active = state.tiers.setdefault(name, [])
+        active = state.tiers.get(name)
+        if active is None:
+            if not gates_ok or value < lowest:
+                continue  # nothing active, nothing can become active
+            active = state.tiers[name] = []
         for tier in score.thresholds:
             if tier.name in active:
                 if gates_ok and value >= tier.rearm:
@@ -365,7 +362,7 @@ def _expire(
         touched: set[str] = set()
         for award in state.awards:
             if award.expires_at is not None and award.expires_at <= instant:
-                _add(state, model, award, -1)
+                _add(state, model.scores[award.score], award, -1)
                 expired.append(award)
                 touched.add(award.score)
             else:
@@ -512,71 +509,124 @@ def _update_attributes(state: ContactState, event: Event, t: int) -> bool:
 _ABSENT = object()
 
 
+class _Record:
+    """Where :func:`_apply` lists what it did, for callers that want more than crossings."""
+
+    __slots__ = ("awards", "expired", "refused", "withdrawn")
+
+    def __init__(self) -> None:
+        self.awards: list[Award] = []
+        self.refused: list[Refusal] = []
+        self.expired: list[Award] = []
+        self.withdrawn: list[Award] = []
+
+
 def apply_in_place(state: ContactState, event: Event, model: ScoringModel) -> Effects:
     """:func:`apply` without the copy; the caller owns ``state``."""
-    eid = event.event_id
-    if eid in state.seen:
+    record = _Record()
+    crossings: list[Crossing] = []
+    if not _apply(state, event, model, crossings, record):
         return DUPLICATE
-    t = epoch_ms(event.occurred_at)
-    state.seen[eid] = t
+    return Effects(
+        False,
+        record.awards or _NONE,
+        record.refused or _NONE,
+        record.expired or _NONE,
+        record.withdrawn or _NONE,
+        crossings or _NONE,
+    )
+
+
+def _apply(
+    state: ContactState,
+    event: Event,
+    model: ScoringModel,
+    crossings: list[Crossing],
+    record: _Record | None,
+) -> bool:
+    """Apply ``event``, appending its crossings; False for a duplicate.
+
+    The hot path of replays and the live store, which only need crossings:
+    awards, refusals and expiries are listed only into ``record``.
+    """
+    eid = event.event_id
+    seen = state.seen
+    if eid in seen:
+        return False
+    t: int = (event.occurred_at - EPOCH) // ONE_MS  # events.epoch_ms, inlined: hot
+    seen[eid] = t
     clock = state.clock
     now = t if clock is None or t > clock else clock
     state.clock = now
     swept = state.swept
     horizon = now if swept is None or swept < now else swept
-    crossings: list[Crossing] = []
-    expired: list[Award] = []
-    if state.expiry is not None and state.expiry <= horizon:
+    expiry = state.expiry
+    if expiry is not None and expiry <= horizon:
+        expired = record.expired if record is not None else []
         _expire(state, model, event.contact_id, horizon, expired, crossings)
     values = state.values
     if not values:
         _rebuild(state, model)
         values = state.values
-    previous = values.copy()
     if event.type == CONTACT_UPDATED:
-        made: list[Award] = []
-        withdrawn: list[Award] = []
+        before_update = values.copy()
         if _update_attributes(state, event, t):
+            scores = model.scores
+            fit = state.fit
             for rule in model.attribute_rules:
                 assert rule.when is not None
                 holds = rule.when(state.attributes)
-                current = state.fit.get(rule.id)
+                current = fit.get(rule.id)
                 if holds and current is None:
                     award = Award(rule.id, rule.score, rule.category, rule.points, eid, t)
-                    state.fit[rule.id] = award
-                    _add(state, model, award, +1)
-                    made.append(award)
+                    fit[rule.id] = award
+                    _add(state, scores[rule.score], award, +1)
+                    if record is not None:
+                        record.awards.append(award)
                 elif not holds and current is not None:
-                    del state.fit[rule.id]
-                    _add(state, model, current, -1)
-                    withdrawn.append(current)
+                    del fit[rule.id]
+                    _add(state, scores[rule.score], current, -1)
+                    if record is not None:
+                        record.withdrawn.append(current)
             _refresh_gates(state, model)
-            _check_tiers(state, model, event.contact_id, model.scores, previous, eid, t, crossings)
-        return Effects(False, made, _NONE, expired, withdrawn, crossings)
+            _check_tiers(
+                state, model, event.contact_id, model.scores, before_update, eid, t, crossings
+            )
+        return True
     rules = model.by_type.get(event.type)
     if not rules:
-        return Effects(False, _NONE, _NONE, expired, _NONE, crossings)
+        return True
     props = event.properties
-    awards: list[Award] = []
-    refused: list[Refusal] = []
+    previous: dict[str, int] | None = None
+    changed: list[str] | None = None
     for rule in rules:
-        if rule.match is not None and not rule.match(props):
+        match = rule.match
+        if match is not None and not match(props):
             continue
         outcome = _award_rule(state, rule, eid, t, now, horizon)
-        if type(outcome) is Award:
-            awards.append(outcome)
-            _add(state, model, outcome, +1)
-        else:
-            refused.append(outcome)  # type: ignore[arg-type]
-    if awards:
-        if len(awards) == 1:
-            name = awards[0].score
-            changed = [name] if values[name] != previous[name] else []
-        else:
-            changed = [n for n in {a.score: None for a in awards} if values[n] != previous[n]]
+        if type(outcome) is not Award:
+            if record is not None:
+                record.refused.append(outcome)  # type: ignore[arg-type]
+            continue
+        name = rule.score
+        before = values[name]
+        _add(state, model.scores[name], outcome, +1)
+        if record is not None:
+            record.awards.append(outcome)
+        if previous is None:
+            previous = values.copy()
+            previous[name] = before
+            changed = [name]
+        elif changed is not None and name not in changed:
+            changed.append(name)
+    if changed is not None and previous is not None:
+        if len(changed) > 1:
+            changed = [n for n in changed if values[n] != previous[n]]
+        elif values[changed[0]] == previous[changed[0]]:
+            return True
         if changed:
             _check_tiers(state, model, event.contact_id, changed, previous, eid, t, crossings)
-    return Effects(False, awards, refused, expired, _NONE, crossings)
+    return True
 
 
 #: Effects that did not happen.
@@ -619,20 +669,29 @@ def advance_in_place(state: ContactState, t: int, model: ScoringModel, contact_i
 def replay(
     events: Iterable[Event], model: ScoringModel, until: int | None = None
 ) -> tuple[dict[str, ContactState], list[Crossing]]:
-    """Apply events in the order given (then advance every contact to ``until``)."""
+    """Apply events in the order given (then advance every contact to ``until``).
+
+    The cyclic garbage collector is paused meanwhile: scoring builds no
+    reference cycles, but a replay keeps millions of objects alive and
+    collections that walk them all took a fifth of its time.
+    """
     states: dict[str, ContactState] = {}
     crossings: list[Crossing] = []
-    for event in events:
-        state = states.get(event.contact_id)
-        if state is None:
-            state = states[event.contact_id] = ContactState()
-            _rebuild(state, model)
-        effects = apply_in_place(state, event, model)
-        if effects.crossings:
-            crossings.extend(effects.crossings)
-    if until is not None:
-        for cid, state in states.items():
-            crossings.extend(advance_in_place(state, until, model, cid).crossings)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for event in events:
+            state = states.get(event.contact_id)
+            if state is None:
+                state = states[event.contact_id] = ContactState()
+                _rebuild(state, model)
+            _apply(state, event, model, crossings, None)
+        if until is not None:
+            for cid, state in states.items():
+                crossings.extend(advance_in_place(state, until, model, cid).crossings)
+    finally:
+        if collecting:
+            gc.enable()
     return states, crossings
 
 

@@ -124,13 +124,13 @@ def encode_event(event: Event) -> bytes:
     return event.model_dump_json().encode()
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
 
 
 def epoch_ms(ts: datetime) -> int:
     """Milliseconds since the Unix epoch: the engine's integer clock."""
-    return (ts - _EPOCH) // _MS
+    return (ts - EPOCH) // ONE_MS
 
 
 def from_epoch_ms(ms: int) -> datetime:

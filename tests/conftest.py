@@ -18,9 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer import devservices
+from stream_scorer import devservices, native
 
 KAFKA_IMAGE = f"apache/kafka:{devservices.KAFKA_VERSION}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test old code: a compiled module shadows its edited source."""
+    stale = native.stale()
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their sources: {', '.join(stale)}; "
+            "run scripts/setup (or SCORER_MYPYC=0 scripts/setup for pure Python)",
+            returncode=4,
+        )
+
+
 REDIS_IMAGE = "redis:7.0"
 
 
@@ -129,6 +142,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
+        f"stream-scorer engine: {native.describe()}",
         "services: KAFKA_BOOTSTRAP_SERVERS/REDIS_URL if set, else testcontainers, else local "
-        f"processes (Kafka {devservices.KAFKA_VERSION} jars, redis-server)"
+        f"processes (Kafka {devservices.KAFKA_VERSION} jars, redis-server)",
     ]

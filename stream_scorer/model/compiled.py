@@ -47,6 +47,8 @@ class CompiledScore:
     thresholds: tuple[Threshold, ...]
     gates: tuple[tuple[str, Matcher], ...]
     class_digit: bool
+    #: The lowest ``at`` of the thresholds: below it, with no tier active, nothing can cross.
+    lowest_at: int | None
 
     def clamp(self, value: int) -> int:
         if value < self.min:
@@ -54,6 +56,24 @@ class CompiledScore:
         if self.max is not None and value > self.max:
             return self.max
         return value
+
+    def value(self, sums: Mapping[str, int]) -> int:
+        """The score from its per-category sums (``""`` is uncategorised points)."""
+        total = 0
+        categories = self.categories
+        for category, raw in sums.items():
+            if category:
+                low, high = categories[category]
+                if high is not None and raw > high:
+                    raw = high
+                if low is not None and raw < low:
+                    raw = low
+            total += raw
+        if total < self.min:
+            return self.min
+        if self.max is not None and total > self.max:
+            return self.max
+        return total
 
 
 @dataclass(frozen=True)
@@ -141,6 +161,7 @@ def compile_model(spec: ModelSpec) -> ScoringModel:
             thresholds=tuple(s.thresholds),
             gates=tuple((gid, m) for gid, m, only in gates if only is None or name in only),
             class_digit=name in digit_scores,
+            lowest_at=min((t.at for t in s.thresholds), default=None),
         )
         for name, s in spec.scores.items()
     }
