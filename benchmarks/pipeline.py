@@ -113,9 +113,17 @@ async def consume_only(bootstrap: str, topic: str, total: int) -> float:
         await consumer.stop()
 
 
-async def store_only(redis_url: str, model: ScoringModel, events: list[Event], batch: int) -> float:
+async def store_only(
+    redis_url: str, model: ScoringModel, events: list[Event], batch: int, cache_contacts: int
+) -> float:
     client = aioredis.from_url(redis_url)
-    store = RedisStore(client, model, ttl_seconds=3600, namespace=f"bench-{uuid.uuid4()}")
+    store = RedisStore(
+        client,
+        model,
+        ttl_seconds=3600,
+        namespace=f"bench-{uuid.uuid4()}",
+        cache_contacts=cache_contacts,
+    )
     try:
         start = time.perf_counter()
         for i in range(0, len(events), batch):
@@ -302,7 +310,9 @@ async def main() -> None:
         print(f"  produced in {time.perf_counter() - t:.1f}s")
 
         consume = await consume_only(bootstrap, settings.events_topic, len(events))
-        store = await store_only(redis_url, model, events, settings.batch_max_events)
+        store = await store_only(
+            redis_url, model, events, settings.batch_max_events, settings.state_cache_contacts
+        )
         worker = await worker_rate(settings, len(events), tmp / "worker.log")
         slower = min(consume, store)
         print(f"  consume-only (aiokafka getmany)   {consume:>10,.0f} events/s")

@@ -205,6 +205,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         settings.contact_ttl_seconds,
         dedupe_seconds=int(settings.dedupe_days * 86_400),
         namespace=settings.events_topic,
+        cache_contacts=settings.state_cache_contacts,
     )
 
     async def send_alert(key: bytes, value: bytes) -> Any:

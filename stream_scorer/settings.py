@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     dedupe_days: float = Field(
         default=30, gt=0, description="Days a contact remembers event ids to ignore repeats."
     )
+    state_cache_contacts: int = Field(
+        default=20_000,
+        ge=0,
+        description="Contact states a worker keeps parsed in memory (about 12 KiB each).",
+    )
     redis_retry_max_backoff: float = Field(
         default=5.0, gt=0, le=300, description="Longest pause between Redis retries (s)."
     )

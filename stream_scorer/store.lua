@@ -11,7 +11,12 @@
 -- ARGV is, per contact in order: expected version ("0" for a new contact),
 -- new state JSON or "" when nothing changed, key TTL in ms, the number of
 -- alerts n, then the n alert JSON strings.
--- Returns, per contact, {1, outbox...} when written, {0} on a version conflict.
+-- Returns, per contact, {version, outbox...} when written (the version now
+-- held), {0} on a version conflict.
+--
+-- Versions start from the server's clock in microseconds, not from 1, so
+-- that a contact whose keys expired and were created again never repeats a
+-- version a worker may still hold in memory.
 
 local out = {}
 local a = 1
@@ -24,8 +29,15 @@ for i = 1, #KEYS / 2 do
   if current ~= expected then
     out[i] = {0}
   else
+    local version = current
     if body ~= '' then
-      redis.call('HSET', state, 'v', tostring(tonumber(current) + 1), 's', body)
+      if current == '0' then
+        local now = redis.call('TIME')
+        version = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+      else
+        version = string.format('%d', tonumber(current) + 1)
+      end
+      redis.call('HSET', state, 'v', version, 's', body)
       for j = first, first + n - 1 do
         redis.call('RPUSH', outbox, ARGV[j])
       end
@@ -35,7 +47,7 @@ for i = 1, #KEYS / 2 do
       end
     end
     local pending = redis.call('LRANGE', outbox, 0, -1)
-    table.insert(pending, 1, 1)
+    table.insert(pending, 1, version)
     out[i] = pending
   end
 end

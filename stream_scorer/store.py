@@ -16,12 +16,12 @@ duplicate an alert, never lose one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
@@ -42,15 +42,26 @@ from stream_scorer.model import ScoringModel
 KEY_PREFIX = "ss"
 
 #: Read many contacts' (version, state) in one call; keys in one slot on Cluster.
+#: ARGV[i] is the version the worker holds in memory ("" if none): when it is
+#: current, the state itself is not sent again.
 _READ_MANY = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  local row = redis.call('HMGET', key, 'v', 's')
-  out[i] = {row[1] or false, row[2] or false}
+  local version = redis.call('HGET', key, 'v')
+  if version and version == ARGV[i] then
+    out[i] = {version, false}
+  else
+    out[i] = {version or false, version and redis.call('HGET', key, 's') or false}
+  end
 end
 return out
 """
 MAX_CONFLICT_RETRIES = 20
+
+# States are JSON in Redis (readable with redis-cli); msgspec reads and writes
+# it several times faster than the json module, which dominated a batch's cost.
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
 
 
 def contact_keys(contact_id: str) -> tuple[str, str]:
@@ -62,6 +73,18 @@ def contact_keys(contact_id: str) -> tuple[str, str]:
 def due_key(namespace: str, partition: int) -> str:
     """Contacts of one partition by next expiry (ms): what the sweeper visits."""
     return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One contact's part of a write: see ``store.lua`` for the arguments."""
+
+    contact_id: str
+    version: str
+    body: bytes  # empty: unchanged
+    ttl: int
+    alerts: list[bytes]
+    next_expiry: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +114,7 @@ class RedisStore:
         dedupe_seconds: int = 30 * 86_400,
         namespace: str = "scorer.events",
         cluster: bool = False,
+        cache_contacts: int = 10_000,
     ) -> None:
         self._redis = client
         self.model = model
@@ -101,11 +125,18 @@ class RedisStore:
         source = resources.files("stream_scorer").joinpath("store.lua").read_text()
         self._script: AsyncScript = client.register_script(source)
         self._read_script: AsyncScript = client.register_script(_READ_MANY)
+        # States this worker wrote last, by contact: (version, state). Parsing a
+        # state's JSON cost more than the rest of a contact's update together, and
+        # a worker mostly sees the contacts of its own partitions. An entry is
+        # used only while Redis still holds its version, and is taken out of the
+        # cache while a batch changes it, so a failed write never leaves it behind.
+        self._cache: dict[str, tuple[str, ContactState]] = {}
+        self._cache_size = cache_contacts
 
     def _decode(self, raw: bytes | None) -> ContactState:
         if raw is None:
             return ContactState()
-        return ContactState.from_json(json.loads(raw), self.model)
+        return ContactState.from_json(_json_decode(raw), self.model)
 
     def _slot_groups(self, contacts: Sequence[str]) -> dict[int, list[int]]:
         """Indexes of contacts that one script call may carry: one slot each on Cluster."""
@@ -115,18 +146,36 @@ class RedisStore:
         return groups
 
     async def _read(self, contacts: Sequence[str]) -> list[tuple[str, ContactState]]:
-        """Versions and states of contacts: one script call per slot group, one round trip."""
+        """Versions and states of contacts: one script call per slot group, one round trip.
+
+        Takes the contacts' entries out of the cache: the caller puts back what it wrote.
+        """
+        held = [self._cache.pop(cid, None) for cid in contacts]
         groups = self._slot_groups(contacts)
         rows: list[Any] = [None] * len(contacts)
         async with self._redis.pipeline(transaction=False) as pipe:
             for members in groups.values():
                 keys = [contact_keys(contacts[i])[0] for i in members]
-                await self._read_script(keys=keys, args=[], client=pipe)
+                args = [(held[i] or ("",))[0] for i in members]
+                await self._read_script(keys=keys, args=args, client=pipe)
             answers: list[Any] = await pipe.execute()
         for members, answer in zip(groups.values(), answers, strict=True):
             for i, row in zip(members, answer, strict=True):
                 rows[i] = row
-        return [((row[0] or b"0").decode(), self._decode(row[1] or None)) for row in rows]
+        out = []
+        for row, entry in zip(rows, held, strict=True):
+            version = (row[0] or b"0").decode()
+            if entry is not None and row[1] is None and entry[0] == version:
+                out.append((version, entry[1]))
+            else:
+                out.append((version, self._decode(row[1] or None)))
+        return out
+
+    def _remember(self, contact_id: str, version: str, state: ContactState) -> None:
+        cache = self._cache
+        cache[contact_id] = (version, state)
+        if len(cache) > self._cache_size:
+            del cache[next(iter(cache))]  # the least recently written
 
     def _ttl_for(self, state: ContactState) -> int:
         """Retention after the last thing that can still change: the latest award expiry."""
@@ -176,19 +225,18 @@ class RedisStore:
 
         return await self._update(contacts, step, dict.fromkeys(contacts, partition))
 
-    async def _write(self, calls: list[tuple[str, list[str], int | None]]) -> list[Any]:
+    async def _write(self, calls: list[_Call]) -> list[Any]:
         """One script call per group of contacts (per slot on Cluster), one round trip."""
-        groups = self._slot_groups([cid for cid, _, _ in calls])
+        groups = self._slot_groups([call.contact_id for call in calls])
         results: list[Any] = [None] * len(calls)
         async with self._redis.pipeline(transaction=False) as pipe:
             for members in groups.values():
                 keys: list[str] = []
-                args: list[str] = []
+                args: list[str | bytes | int] = []
                 for i in members:
-                    cid, call_args, _ = calls[i]
-                    keys.extend(contact_keys(cid))
-                    version, body, ttl, *alerts = call_args
-                    args.extend([version, body, ttl, str(len(alerts)), *alerts])
+                    call = calls[i]
+                    keys.extend(contact_keys(call.contact_id))
+                    args.extend([call.version, call.body, call.ttl, len(call.alerts), *call.alerts])
                 await self._script(keys=keys, args=args, client=pipe)
             answers: list[Any] = await pipe.execute()
         for members, answer in zip(groups.values(), answers, strict=True):
@@ -213,24 +261,28 @@ class RedisStore:
             if not todo:
                 return pending
             states = await self._read(todo)
-            calls: list[tuple[str, list[str], int | None]] = []
+            calls: list[_Call] = []
             for cid, (version, state) in zip(todo, states, strict=True):
                 changed, crossings = step(state, cid)
-                alerts = [alert_payload(c, self.model).decode() for c in crossings]
-                body = ""
+                body = b""
                 if changed:
                     compact(state, self._dedupe_ms)
-                    body = json.dumps(state.to_json(), separators=(",", ":"))
-                ttl = self._ttl_for(state)
-                calls.append((cid, [version, body, str(ttl), *alerts], state.next_expiry()))
+                    body = _json_encode(state.to_json())
+                alerts = [alert_payload(c, self.model) for c in crossings]
+                calls.append(
+                    _Call(cid, version, body, self._ttl_for(state), alerts, state.next_expiry())
+                )
             results = await self._write(calls)
             due: dict[int, dict[str, int]] = {}
             gone: dict[int, list[str]] = {}
             conflicts: list[str] = []
-            for (cid, _, next_expiry), result in zip(calls, results, strict=True):
-                if int(result[0]) == 0:
+            for call, result, (_, state) in zip(calls, results, states, strict=True):
+                cid, next_expiry = call.contact_id, call.next_expiry
+                if result[0] == 0:
                     conflicts.append(cid)
                     continue
+                if state.clock is not None:
+                    self._remember(cid, bytes(result[0]).decode(), state)
                 pending.extend(PendingAlert(cid, bytes(item)) for item in result[1:])
                 partition = partition_of.get(cid)
                 if partition is not None and next_expiry is not None:

@@ -83,16 +83,13 @@ def streams(draw: st.DrawFn, model: ScoringModel) -> list[Event]:
     return events
 
 
-async def _apply(
-    store_events: list[tuple[aioredis.Redis, list[Event]]], model: ScoringModel
-) -> list[dict[str, object]]:
-    async def one(client: aioredis.Redis, batch: list[Event]) -> list[dict[str, object]]:
-        store = RedisStore(client, model, ttl_seconds=3600)
+async def _apply(store_events: list[tuple[RedisStore, list[Event]]]) -> list[dict[str, object]]:
+    async def one(store: RedisStore, batch: list[Event]) -> list[dict[str, object]]:
         pending = await store.apply_batch(batch)
         await store.mark_relayed(pending)
         return [json.loads(p.payload) for p in pending]
 
-    results = await asyncio.gather(*(one(c, b) for c, b in store_events))
+    results = await asyncio.gather(*(one(s, b) for s, b in store_events))
     return [a for r in results for a in r]
 
 
@@ -107,8 +104,13 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
     events = data.draw(streams(model))
     cuts = data.draw(st.lists(st.integers(1, 50), max_size=4))
     concurrent = data.draw(st.booleans())
+    cache = data.draw(st.sampled_from([0, 1, 1000]))  # contacts a store keeps in memory
     first = aioredis.from_url(services.redis_url)
     second = aioredis.from_url(services.redis_url)
+    # Long-lived stores, as in two workers: each trusts its in-memory states only
+    # while Redis still holds their versions.
+    one = RedisStore(first, model, ttl_seconds=3600, cache_contacts=cache)
+    two = RedisStore(second, model, ttl_seconds=3600, cache_contacts=cache)
     try:
         bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
         batches = [events[lo:hi] for lo, hi in itertools.pairwise(bounds)]
@@ -116,12 +118,12 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
         if concurrent:
             # Two workers at once on the same contacts: the second gets the whole stream,
             # as after a rebalance that replays what the first is still applying.
-            relayed += await _apply([(first, batches[0]), (second, events)], model)
+            relayed += await _apply([(one, batches[0]), (two, events)])
             for batch in batches[1:]:
-                relayed += await _apply([(first, batch)], model)
+                relayed += await _apply([(one, batch)])
         else:
             for batch in batches:
-                relayed += await _apply([(first, batch)], model)
+                relayed += await _apply([(one, batch)])
 
         states, crossings = replay(events, model)
         store = RedisStore(first, model, ttl_seconds=3600)
