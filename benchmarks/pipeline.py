@@ -46,13 +46,15 @@ from stream_scorer.topics import ensure_topics
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_events(model: ScoringModel, n: int, contacts: int, start: datetime) -> list[Event]:
+def make_events(
+    model: ScoringModel, n: int, contacts: int, start: datetime, prefix: str = "c"
+) -> list[Event]:
     rng = random.Random(3)
     types = sorted(t for t in model.event_types if t != CONTACT_UPDATED)
     urls = ["https://a.io/pricing", "https://a.io/blog/x", "https://a.io/careers", "/"]
     out = []
     for i in range(n):
-        cid = f"c-{rng.randrange(contacts)}"
+        cid = f"{prefix}-{rng.randrange(contacts)}"
         if rng.random() < 0.05:
             props: dict[str, object] = {
                 "country": rng.choice(["US", "DE", "BR"]),
@@ -65,7 +67,7 @@ def make_events(model: ScoringModel, n: int, contacts: int, start: datetime) -> 
             kind = rng.choice(types)
         out.append(
             Event(
-                event_id=f"e{i}",
+                event_id=f"{prefix}-e{i}",
                 contact_id=cid,
                 type=kind,
                 occurred_at=start + timedelta(milliseconds=i * 5),
@@ -192,9 +194,25 @@ async def worker_rate(settings: Settings, total: int, log: Path) -> float:
 async def latency(
     settings: Settings, model: ScoringModel, rate: int, seconds: float, log: Path
 ) -> list[float]:
-    """Send events with occurred_at = now at ``rate``/s; time each alert from its event."""
+    """Offer ``rate`` events/s of the throughput mix; time the alerts of probe contacts.
+
+    One event in 50 belongs to a probe: a new contact that fits well
+    (``contact_updated``) and asks for a demo, which makes it an MQL. The
+    demo request's send time starts its clock; its alert's arrival stops it.
+    """
     sent: dict[str, float] = {}
     delays: list[float] = []
+    background = [
+        e.model_dump_json().encode()
+        for e in make_events(
+            model,
+            int(rate * seconds) + 1,
+            20_000,
+            datetime.now(UTC) - timedelta(hours=1),
+            prefix=f"bg{uuid.uuid4().hex[:6]}",
+        )
+    ]
+    keys = [json.loads(v)["contact_id"].encode() for v in background]
     with worker_process(settings, log):
         await _wait_ready(log)
         consumer = AIOKafkaConsumer(
@@ -205,7 +223,7 @@ async def latency(
         await consumer.start()
         await asyncio.sleep(1)
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1, acks="all"
+            bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5, acks="all"
         )
         await producer.start()
         stop = asyncio.Event()
@@ -214,55 +232,63 @@ async def latency(
             async for record in consumer:
                 alert = json.loads(record.value)
                 if alert["event_id"] in sent:
-                    delays.append(time.monotonic() - sent[alert["event_id"]])
+                    delays.append(time.monotonic() - sent.pop(alert["event_id"]))
                 if stop.is_set():
                     return
 
         collector = asyncio.create_task(collect())
-        # Each contact: a good fit (attributes), then a demo request that makes it an MQL.
-        # The demo request's send time starts the clock; its alert stops it.
         begin = time.monotonic()
-        n = 0
+        n = probes = 0
         while time.monotonic() - begin < seconds:
-            n += 1
-            cid = f"l-{uuid.uuid4().hex[:10]}"
-            now = datetime.now(UTC).isoformat()
-            fit = {
-                "event_id": f"lat-{n}-a",
-                "contact_id": cid,
-                "type": "contact_updated",
-                "occurred_at": now,
-                "properties": {
-                    "country": "US",
-                    "job_title": "VP Sales",
-                    "company_size": 500,
-                    "industry": "saas",
-                },
-            }
-            demo = {
-                "event_id": f"lat-{n}-d",
-                "contact_id": cid,
-                "type": "demo_request",
-                "occurred_at": now,
-                "properties": {},
-            }
-            for event in (fit, demo):
-                sent[str(event["event_id"])] = time.monotonic()
+            if n % 50 == 0:
+                probes += 1
+                cid = f"l-{uuid.uuid4().hex[:10]}"
+                now = datetime.now(UTC).isoformat()
+                fit = {
+                    "event_id": f"lat-{probes}-a",
+                    "contact_id": cid,
+                    "type": "contact_updated",
+                    "occurred_at": now,
+                    "properties": {
+                        "country": "US",
+                        "job_title": "VP Sales",
+                        "company_size": 500,
+                        "industry": "saas",
+                    },
+                }
+                demo = {
+                    "event_id": f"lat-{probes}-d",
+                    "contact_id": cid,
+                    "type": "demo_request",
+                    "occurred_at": now,
+                    "properties": {},
+                }
                 await producer.send(
-                    settings.events_topic, json.dumps(event).encode(), key=cid.encode()
+                    settings.events_topic, json.dumps(fit).encode(), key=cid.encode()
                 )
-            ahead = begin + 2 * n / rate - time.monotonic()
-            if ahead > 0:
+                sent[str(demo["event_id"])] = time.monotonic()
+                await producer.send(
+                    settings.events_topic, json.dumps(demo).encode(), key=cid.encode()
+                )
+                n += 2
+            else:
+                i = n % len(background)
+                await producer.send(settings.events_topic, background[i], key=keys[i])
+                n += 1
+            ahead = begin + n / rate - time.monotonic()
+            if ahead > 0.002:
                 await asyncio.sleep(ahead)
+        offered = n / (time.monotonic() - begin)
         await producer.stop()
-        drain = time.monotonic() + 120  # until every demo's alert is in, or two minutes
-        while len(delays) < n and time.monotonic() < drain:  # noqa: ASYNC110
+        drain = time.monotonic() + 120  # until every probe's alert is in, or two minutes
+        while len(delays) < probes and time.monotonic() < drain:  # noqa: ASYNC110
             await asyncio.sleep(0.5)
         stop.set()
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collector
         await consumer.stop()
+    print(f"  offered {offered:,.0f} events/s for {seconds:.0f}s, {probes} probes")
     return delays
 
 

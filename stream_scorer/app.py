@@ -1,16 +1,13 @@
-"""The Faust app: topics and the scoring agent, built by :func:`create_app`.
+"""The Faust app, built by :func:`create_app`: the worker's services and its web server.
 
-Nothing happens at import time. The agent reads raw bytes in batches
-(``take_events``) and hands each batch to :class:`Scorer`, which never lets
-an exception drop an event: bad events go to the dead-letter topic with a
-reason, Redis and Kafka failures are retried with backoff, and an event is
-acked only after its batch is fully done (scored, alerts relayed).
-
-Faust acks an event whose handler raised, and ``take_events`` acks the
-whole batch when the consumer of the batch is cancelled. Each event's
-message therefore gets one extra reference for the duration of processing,
-released only on success: a cancelled or failed batch stays unacked and is
-replayed, and the idempotent Redis script makes the replay harmless.
+Nothing happens at import time. The events topic is read in batches by
+:class:`~stream_scorer.consumer.EventsConsumer`, a service of this app, and
+each batch is handed to :class:`Scorer`, which never lets an exception drop
+an event: bad events go to the dead-letter topic with a reason, Redis and
+Kafka failures are retried with backoff, and anything else stops the
+worker before the batch's position is recorded, so the batch is read again.
+Faust runs the services, the expiry sweep timer, the producer for alerts
+and dead letters, and the web server.
 """
 
 from __future__ import annotations
@@ -29,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from stream_scorer.consumer import EventsConsumer, Message
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, check_event, decode_event
 from stream_scorer.model import ScoringModel, load_model
@@ -88,10 +86,12 @@ class Scorer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.redis_retry_max_backoff)
 
-    async def process(
-        self, messages: Sequence[tuple[bytes | None, bytes | None, str, int, int]]
-    ) -> None:
-        """Score a batch of ``(key, value, topic, partition, offset)`` messages."""
+    async def process(self, messages: Sequence[Message]) -> None:
+        """Score a batch of ``(key, value, topic, partition, offset)`` messages, relay alerts."""
+        await self.relay(await self.score(messages))
+
+    async def score(self, messages: Sequence[Message]) -> Sequence[PendingAlert]:
+        """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
         good: list[Event] = []
         partition_of: dict[str, int] = {}
         bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
@@ -109,7 +109,7 @@ class Scorer:
         for msg, invalid in bad:
             await self._dead_letter(msg, invalid.reason, invalid.detail)
         if not good:
-            return
+            return ()
         try:
             pending = await self._retry(
                 "redis.apply", lambda: self.store.apply_batch(good, partition_of)
@@ -119,8 +119,8 @@ class Scorer:
             for msg in messages:
                 if msg[1] is not None and not any(m is msg for m, _ in bad):
                     await self._dead_letter(msg, "internal_error", type(exc).__name__)
-            return
-        await self.relay(pending)
+            return ()
+        return pending
 
     async def sweep(self, partitions: Sequence[int]) -> int:
         """Expire due awards of idle contacts in our partitions; relay their alerts."""
@@ -178,7 +178,9 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     """Build the worker app; no connection is opened until the worker starts."""
     model = model if model is not None else load_model(settings.model_path)
     app = faust.App(
-        settings.app_id,
+        # Faust's own group reads only its assignor-leader topic; the events
+        # consumer's group is app_id.
+        f"{settings.app_id}-faust",
         broker=settings.kafka_url,
         store="memory://",
         autodiscover=False,
@@ -187,13 +189,11 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         web_bind=settings.web_host,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
-        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)
     alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
     dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions, **raw)
     redis_client = aioredis.from_url(
@@ -218,37 +218,22 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
 
     scorer = Scorer(settings, model, store, send_alert, send_dead_letter)
 
-    async def score_events(stream: faust.StreamT[bytes]) -> None:
-        # take_events is on faust.Stream, not on the StreamT protocol agents are typed with.
-        batches = cast("faust.Stream[bytes]", stream).take_events
-        async for batch in batches(settings.batch_max_events, within=settings.batch_max_wait):
-            for event in batch:
-                event.message.incref()  # released below, only when the batch is done
-            messages = [
-                (
-                    e.message.key,
-                    e.message.value,
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                )
-                for e in batch
-            ]
-            await scorer.process(messages)
-            for event in batch:
-                await stream.ack(event)
+    started: list[EventsConsumer] = []
 
-    app.agent(events_topic, name="score_events")(score_events)
+    @app.service
+    class Events(EventsConsumer):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(settings, store, scorer.score, scorer.relay, **kwargs)
+            started.append(self)
+
+    def owned_partitions() -> list[int]:
+        return started[-1].owned() if started else []
 
     if settings.sweep_interval_seconds > 0:
 
         async def sweep_owned_partitions() -> None:
             # Only the partitions this worker owns: two workers never sweep the same contacts.
-            owned = sorted(
-                tp.partition
-                for tp in app.consumer.assignment()
-                if tp.topic == events_topic.get_topic_name()
-            )
+            owned = owned_partitions()
             try:
                 swept = await scorer.sweep(owned)
             except Exception as exc:  # the next tick tries again; nothing is lost meanwhile

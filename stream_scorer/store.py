@@ -70,6 +70,23 @@ def contact_keys(contact_id: str) -> tuple[str, str]:
     return f"{tag}:state", f"{tag}:outbox"
 
 
+def progress_key(group: str, topic: str) -> str:
+    """Per partition of ``topic``, the next offset ``group`` has not yet applied."""
+    return f"{KEY_PREFIX}:{{progress:{group}:{topic}}}"
+
+
+#: Move partitions' applied positions forward, never back (a late writer loses).
+_ADVANCE = """
+for i = 1, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > current then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
+
 def due_key(namespace: str, partition: int) -> str:
     """Contacts of one partition by next expiry (ms): what the sweeper visits."""
     return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
@@ -125,6 +142,7 @@ class RedisStore:
         source = resources.files("stream_scorer").joinpath("store.lua").read_text()
         self._script: AsyncScript = client.register_script(source)
         self._read_script: AsyncScript = client.register_script(_READ_MANY)
+        self._advance_script: AsyncScript = client.register_script(_ADVANCE)
         # States this worker wrote last, by contact: (version, state). Parsing a
         # state's JSON cost more than the rest of a contact's update together, and
         # a worker mostly sees the contacts of its own partitions. An entry is
@@ -298,6 +316,18 @@ class RedisStore:
                     await pipe.execute()
             todo = conflicts
         raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
+
+    async def applied(self, group: str, topic: str) -> dict[int, int]:
+        """The next offset to apply, per partition, as recorded after each finished batch."""
+        key = progress_key(group, topic)
+        raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
+        return {int(p): int(o) for p, o in raw.items()}
+
+    async def record_applied(self, group: str, topic: str, positions: Mapping[int, int]) -> None:
+        """Record that every offset below ``positions[p]`` of partition ``p`` is applied."""
+        if positions:
+            args = [x for p, o in sorted(positions.items()) for x in (p, o)]
+            await self._advance_script(keys=[progress_key(group, topic)], args=args)
 
     async def mark_relayed(self, alerts: Sequence[PendingAlert]) -> None:
         """Drop alerts Kafka has acknowledged from their contacts' outboxes."""

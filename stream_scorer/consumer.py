@@ -1,0 +1,183 @@
+"""The hot path: the events topic read in batches by a plain aiokafka consumer.
+
+It runs as a service inside the Faust app (design (a) of docs/streaming.md):
+Faust's per-event stream machinery cost more than scoring itself, and a
+Faust agent acks an event whose handler raised. Here a batch from
+``getmany`` is scored, its alerts relayed, its position recorded in Redis
+and only then committed to Kafka; an exception stops the loop (and the
+worker) instead of skipping events.
+
+Redis is the truth about progress. After each batch the next offset to
+apply per partition is recorded next to the states. When partitions are
+assigned, the consumer starts from that position, whatever Kafka's
+committed offsets say: if they lag (a crash between Redis and the commit,
+a group reset to earliest), nothing is replayed; if they lead (offsets
+committed by something else), the events in between are still applied.
+Without a recorded position (a new or wiped Redis) Kafka's committed
+offsets, then the earliest, are used; replays are harmless anyway, since
+the store skips event ids it has seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import (
+    CommitFailedError,
+    ConsumerStoppedError,
+    IllegalStateError,
+    KafkaError,
+)
+from mode import Service
+
+from stream_scorer.settings import Settings
+from stream_scorer.store import PendingAlert, RedisStore
+
+log = logging.getLogger("stream_scorer.consumer")
+
+#: ``(key, value, topic, partition, offset)`` of one record.
+Message = tuple[bytes | None, bytes | None, str, int, int]
+Score = Callable[[list[Message]], Awaitable[Sequence[PendingAlert]]]
+Relay = Callable[[Sequence[PendingAlert]], Awaitable[None]]
+
+
+class EventsConsumer(Service):
+    """Consumes the events topic in the worker's consumer group (``SCORER_APP_ID``)."""
+
+    def __init__(
+        self, settings: Settings, store: RedisStore, score: Score, relay: Relay, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.store = store
+        self.score = score
+        self.relay = relay
+        self.topic = settings.events_topic
+        self.group = settings.app_id
+        self.consumer: AIOKafkaConsumer | None = None
+        # Held while a batch is scored: a revocation waits for it to finish.
+        self._batch_lock = asyncio.Lock()
+        # The previous batch's relay, record and commit, which overlap this batch's scoring.
+        self._finishing: asyncio.Task[None] | None = None
+
+    def owned(self) -> list[int]:
+        """Partitions of the events topic this worker owns now."""
+        if self.consumer is None:
+            return []
+        return sorted(tp.partition for tp in self.consumer.assignment() if tp.topic == self.topic)
+
+    async def on_start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=self.group,
+            client_id=f"{self.group}-events",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.batch_max_events,
+            fetch_max_wait_ms=int(min(self.settings.batch_max_wait, 0.5) * 1000),
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            async with self._batch_lock:  # a batch in flight finishes first
+                await self.finished()
+                await self.consumer.stop()
+
+    async def finished(self) -> None:
+        """Wait for the last scored batch to be relayed, recorded and committed."""
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None:
+            await finishing
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self.consumer is not None
+        wait_ms = int(self.settings.batch_max_wait * 1000)
+        while not self.should_stop:
+            try:
+                batch = await self.consumer.getmany(
+                    timeout_ms=wait_ms, max_records=self.settings.batch_max_events
+                )
+            except ConsumerStoppedError:
+                return  # the worker is stopping
+            if not batch:
+                continue
+            async with self._batch_lock:
+                messages: list[Message] = [
+                    (r.key, r.value, r.topic, r.partition, r.offset)
+                    for records in batch.values()
+                    for r in records
+                ]
+                pending = await self.score(messages)
+                positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                # One batch finishes at a time, in order; an error surfaces here.
+                await self.finished()
+                self._finishing = asyncio.ensure_future(self._finish(pending, positions))
+
+    async def _finish(
+        self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int]
+    ) -> None:
+        """Relay a scored batch's alerts, then record and commit its positions.
+
+        Alerts go first: a position is recorded only once the alerts of every
+        event before it are acknowledged by Kafka.
+        """
+        await self.relay(pending)
+        await self.store.record_applied(
+            self.group, self.topic, {tp.partition: o for tp, o in positions.items()}
+        )
+        assert self.consumer is not None
+        try:
+            await self.consumer.commit(positions)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions; Redis holds the position, so the
+            # next owner starts after this batch regardless.
+            log.info("commit skipped: error=%s", type(exc).__name__)
+
+    async def start_positions(self, assigned: set[TopicPartition]) -> None:
+        """Seek newly assigned partitions to the positions Redis recorded."""
+        assert self.consumer is not None
+        mine = {tp for tp in assigned if tp.topic == self.topic}
+        if not mine:
+            return
+        applied = await self.store.applied(self.group, self.topic)
+        seeks: dict[TopicPartition, int] = {}
+        for tp in sorted(mine, key=lambda t: t.partition):
+            position = applied.get(tp.partition)
+            if position is None:
+                continue  # nothing recorded: Kafka's committed offset, or the earliest
+            committed = await self.consumer.committed(tp)
+            if committed is not None and committed > position:
+                log.warning(
+                    "committed offset is ahead of the applied position, applying from the "
+                    "latter: partition=%d committed=%d applied=%d",
+                    tp.partition,
+                    committed,
+                    position,
+                )
+            self.consumer.seek(tp, position)
+            if committed != position:
+                seeks[tp] = position
+        if seeks:
+            try:
+                await self.consumer.commit(seeks)  # so lag monitors see the truth
+            except KafkaError as exc:
+                log.info("commit of start positions skipped: error=%s", type(exc).__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: EventsConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.owner._batch_lock:  # the batch in flight is scored
+            await self.owner.finished()  # and relayed and recorded
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner.start_positions(assigned)
