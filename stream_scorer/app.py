@@ -48,7 +48,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class Scorer:
-    """Processes one batch of raw events end to end; owned by the agent."""
+    """Scores one batch of raw events and relays its alerts; used by the events consumer."""
 
     def __init__(
         self,

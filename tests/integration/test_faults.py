@@ -25,7 +25,7 @@ from stream_scorer.alerts import alert_payload
 from stream_scorer.engine import ContactState, replay
 from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel, load_model
-from stream_scorer.store import RedisStore
+from stream_scorer.store import RedisStore, progress_key
 
 from ..conftest import Services
 from .conftest import Worker, make_worker, produce, read_topic
@@ -180,25 +180,72 @@ async def test_group_reset_to_earliest_replays_without_changes(
     proc = worker.start()
     await produce(worker.settings, encoded(events))
     before = await check_exact(services, worker, MODEL, events, redis_client)
+    store = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    applied = await store.applied(worker.settings.app_id, worker.settings.events_topic)
+    end = await _end_offsets(services, worker)
+    assert applied == end, "Redis records every partition's position once all is applied"
+
+    # 1. The group reset to earliest: Redis knows better, nothing is replayed.
     os.kill(proc.pid, signal.SIGTERM)
     proc.wait(60)
+    await _commit(services, worker, 0)
+    proc = worker.start()
+    await _wait_caught_up(services, worker)
+    after = await check_exact(services, worker, MODEL, events, redis_client)
+    assert len(after) == len(before), "no alert was published again"
 
-    # Reset the worker's consumer group to the earliest offsets.
-    async with group_consumer(services, worker) as (consumer, tps):
-        consumer.assign(tps)
-        await consumer.commit(dict.fromkeys(tps, 0))
-
+    # 2. The reset with the recorded positions lost too: a full replay, and no change.
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(60)
+    await _commit(services, worker, 0)
+    await redis_client.delete(progress_key(worker.settings.app_id, worker.settings.events_topic))
     worker.start()
-    await asyncio.sleep(2)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # until the group has consumed everything again
-        if await _group_caught_up(services, worker):
-            break
-        await asyncio.sleep(0.5)
-    else:
-        raise AssertionError("the replay did not finish")
+    await _wait_caught_up(services, worker)
+    assert await store.applied(worker.settings.app_id, worker.settings.events_topic) == end
     after = await check_exact(services, worker, MODEL, events, redis_client)
     assert len(after) == len(before), "a replay published alerts again"
+
+
+async def test_committed_offsets_ahead_of_the_applied_positions_lose_nothing(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    events = make_stream(MODEL, contacts=300, events=6_000, seed=16)
+    proc = worker.start()
+    await produce(worker.settings, encoded(events[:3_000]))
+    await check_exact(services, worker, MODEL, events[:3_000], redis_client)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(60)
+    # Events arrive while the worker is down, and something commits past them.
+    await produce(worker.settings, encoded(events[3_000:]))
+    await _commit(services, worker, None)
+    worker.start()
+    await check_exact(services, worker, MODEL, events, redis_client)
+    assert "committed offset is ahead of the applied position" in worker.tail(200_000)
+
+
+async def _end_offsets(services: Services, worker: Worker) -> dict[int, int]:
+    async with group_consumer(services, worker) as (consumer, tps):
+        return {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
+
+
+async def _commit(services: Services, worker: Worker, offset: int | None) -> None:
+    """Commit the worker's group at ``offset`` on every partition (None: the end)."""
+    async with group_consumer(services, worker) as (consumer, tps):
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit({tp: ends[tp] if offset is None else offset for tp in tps})
+
+
+async def _wait_caught_up(services: Services, worker: Worker) -> None:
+    await asyncio.sleep(2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the group has committed everything again
+        if await _group_caught_up(services, worker):
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError("the worker did not catch up")
 
 
 @contextlib.asynccontextmanager
