@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import faust
@@ -181,6 +183,8 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         # Faust's own group reads only its assignor-leader topic; the events
         # consumer's group is app_id.
         f"{settings.app_id}-faust",
+        # Faust keeps table state there; this app has none, so not the working directory.
+        datadir=str(Path(tempfile.gettempdir()) / f"stream-scorer-{settings.app_id}"),
         broker=settings.kafka_url,
         store="memory://",
         autodiscover=False,

@@ -63,6 +63,8 @@ class EventsConsumer(Service):
         self._batch_lock = asyncio.Lock()
         # The previous batch's relay, record and commit, which overlap this batch's scoring.
         self._finishing: asyncio.Task[None] | None = None
+        # Start positions taken from Redis, to commit once the rebalance is over.
+        self._starts: dict[TopicPartition, int] = {}
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -106,6 +108,8 @@ class EventsConsumer(Service):
                 )
             except ConsumerStoppedError:
                 return  # the worker is stopping
+            if self._starts:
+                await self._commit_starts()
             if not batch:
                 continue
             async with self._batch_lock:
@@ -116,6 +120,8 @@ class EventsConsumer(Service):
                 ]
                 pending = await self.score(messages)
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                for tp in positions:
+                    self._starts.pop(tp, None)  # superseded: never commit backwards
                 # One batch finishes at a time, in order; an error surfaces here.
                 await self.finished()
                 self._finishing = asyncio.ensure_future(self._finish(pending, positions))
@@ -164,11 +170,19 @@ class EventsConsumer(Service):
             self.consumer.seek(tp, position)
             if committed != position:
                 seeks[tp] = position
-        if seeks:
-            try:
-                await self.consumer.commit(seeks)  # so lag monitors see the truth
-            except KafkaError as exc:
-                log.info("commit of start positions skipped: error=%s", type(exc).__name__)
+        self._starts = seeks  # committed by the loop, so lag monitors see the truth
+
+    async def _commit_starts(self) -> None:
+        assert self.consumer is not None
+        owned = self.consumer.assignment()
+        starts = {tp: o for tp, o in self._starts.items() if tp in owned}
+        try:
+            if starts:
+                await self.consumer.commit(starts)
+        except KafkaError as exc:  # the next loop tries again
+            log.info("commit of start positions deferred: error=%s", type(exc).__name__)
+            return
+        self._starts = {}
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.exceptions import BusyLoadingError
 
 from stream_scorer.alerts import alert_payload
 from stream_scorer.engine import ContactState, replay
@@ -164,6 +165,7 @@ async def test_redis_restarted_mid_stream(
     await asyncio.get_running_loop().run_in_executor(None, services.redis_restart)
     fresh = aioredis.from_url(services.redis_url)  # the old connections died with the server
     try:
+        await _until_loaded(fresh)
         await check_exact(services, worker, MODEL, events, fresh)
     finally:
         await fresh.aclose()
@@ -223,6 +225,19 @@ async def test_committed_offsets_ahead_of_the_applied_positions_lose_nothing(
     worker.start()
     await check_exact(services, worker, MODEL, events, redis_client)
     assert "committed offset is ahead of the applied position" in worker.tail(200_000)
+
+
+async def _until_loaded(client: aioredis.Redis) -> None:
+    """Until a restarted Redis has loaded its append-only file and answers."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            await client.ping()
+            return
+        except BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def _end_offsets(services: Services, worker: Worker) -> dict[int, int]:
