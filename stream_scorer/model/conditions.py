@@ -129,8 +129,8 @@ def _operator(name: str, arg: Any, where: str) -> Callable[[Any], bool]:
     if name == "glob":
         if not isinstance(arg, str) or not arg:
             raise ConditionError(f"{here}: expected a non-empty pattern such as '*/pricing*'")
-        pattern = re.compile(fnmatch.translate(arg.casefold()), re.DOTALL)
-        return lambda v: isinstance(v, str) and pattern.match(v.casefold()) is not None
+        matches = glob_matcher(arg.casefold())
+        return lambda v: isinstance(v, str) and matches(v.casefold())
     if name == "regex":
         if not isinstance(arg, str) or not arg:
             raise ConditionError(f"{here}: expected a regular expression")
@@ -164,6 +164,35 @@ def _operator(name: str, arg: Any, where: str) -> Callable[[Any], bool]:
         return lambda v: (v is not _MISSING and v is not None) == want
     known = ", ".join(OPERATORS)
     raise ConditionError(f"{here}: unknown operator {name!r} (known: {known})")
+
+
+def glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """``fnmatch`` of the whole text; patterns whose only wildcard is ``*`` skip the regex.
+
+    Those are nearly all patterns in practice (``*/pricing*``), and a regex
+    with a leading ``.*`` was the costliest part of matching a page visit.
+    """
+    if any(c in pattern for c in "?["):
+        rx = re.compile(fnmatch.translate(pattern), re.DOTALL)
+        return lambda text: rx.match(text) is not None
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return lambda text: text == pattern
+    head, middle, tail = parts[0], [p for p in parts[1:-1] if p], parts[-1]
+    least = len(head) + len(tail)
+
+    def matches(text: str) -> bool:
+        if len(text) < least or not text.startswith(head) or not text.endswith(tail):
+            return False
+        pos, end = len(head), len(text) - len(tail)
+        for part in middle:  # each in order, leftmost: as a backtracking ".*" would allow
+            found = text.find(part, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(part)
+        return True
+
+    return matches
 
 
 def compile_condition(spec: Any, where: str = "condition") -> Matcher:

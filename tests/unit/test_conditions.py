@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from stream_scorer.model import ConditionError, compile_condition
-from stream_scorer.model.conditions import OPERATORS, condition_keys
+from stream_scorer.model.conditions import OPERATORS, condition_keys, glob_matcher
 
 
 def holds(condition: dict[str, Any], data: dict[str, Any]) -> bool:
@@ -416,3 +421,13 @@ def test_condition_error_is_a_value_error() -> None:
 def test_condition_keys() -> None:
     spec = {"utm.source": "x", "any": [{"a": 1}, {"not": {"b": 2}}], "all": [{"c": 3}]}
     assert condition_keys(spec) == {"utm", "a", "b", "c"}
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(
+    pattern=st.text(alphabet="ab*/.?[]!", max_size=8),
+    text=st.text(alphabet="ab/.", max_size=10),
+)
+def test_glob_matcher_agrees_with_fnmatch(pattern: str, text: str) -> None:
+    expected = re.compile(fnmatch.translate(pattern), re.DOTALL).match(text) is not None
+    assert glob_matcher(pattern)(text) is expected
