@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -82,6 +83,81 @@ def demo(
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
+
+
+@cli.command()
+def produce(
+    file: Annotated[Path, typer.Argument(help="Events as JSON Lines (.jsonl) or CSV (.csv).")],
+    topic: Annotated[
+        str | None, typer.Option(help="Topic to publish to (default: SCORER_EVENTS_TOPIC).")
+    ] = None,
+) -> None:
+    """Validate and publish an event file, keyed by contact; print what was rejected and why.
+
+    Exit 0 when every event was sent, 1 when some were rejected (the rest are sent).
+    """
+    from collections import Counter
+
+    from stream_scorer.client import EventProducer, read_events
+    from stream_scorer.errors import InvalidEvent
+
+    settings = _settings()
+    if not file.is_file():
+        typer.echo(f"error: {file} is not a file", err=True)
+        raise typer.Exit(2)
+    reasons: Counter[str] = Counter()
+    examples: list[str] = []
+    sent = 0
+
+    async def run() -> None:
+        nonlocal sent
+        target = topic or settings.events_topic
+        async with EventProducer(settings.kafka_bootstrap_servers, target) as producer:
+            pending = []
+            with file.open("rb") as handle:
+                lines = sum(1 for _ in handle)
+            with typer.progressbar(length=lines, label=f"producing to {target}") as bar:
+                done = 0
+                for number, item in read_events(file):
+                    bar.update(number - done)
+                    done = number
+                    if isinstance(item, InvalidEvent):
+                        reasons[item.reason] += 1
+                        if len(examples) < 10:
+                            examples.append(f"  line {number}: {item.reason}: {item.detail}")
+                        continue
+                    pending.append(await producer.enqueue(item))
+                await asyncio.gather(*pending)
+                bar.update(lines - done)
+            sent = len(pending)
+
+    asyncio.run(run())
+    rejected = sum(reasons.values())
+    typer.echo(f"sent {sent}, rejected {rejected}")
+    for reason, count in sorted(reasons.items()):
+        typer.echo(f"  {reason}: {count}")
+    for line in examples:
+        typer.echo(line)
+    raise typer.Exit(1 if rejected else 0)
+
+
+class SchemaKind(StrEnum):
+    events = "events"
+    alerts = "alerts"
+
+
+def json_schema(kind: SchemaKind) -> str:
+    """The JSON Schema of the event or the alert, as committed under docs/schemas/."""
+    from stream_scorer.events import Alert, Event
+
+    model = Event if kind is SchemaKind.events else Alert
+    return json.dumps(model.model_json_schema(mode="validation"), indent=2) + "\n"
+
+
+@cli.command()
+def schema(kind: Annotated[SchemaKind, typer.Argument(help="Which wire format.")]) -> None:
+    """Print the JSON Schema of events (what producers send) or alerts (what consumers get)."""
+    sys.stdout.write(json_schema(kind))
 
 
 @model_cli.command("check")

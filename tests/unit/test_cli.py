@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -147,3 +148,14 @@ def test_demo_with_bad_model_exits_1(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["demo", "--model", str(bad)])
     assert result.exit_code == 1, result.output
     assert "version (line 1)" in result.stderr
+
+
+@pytest.mark.parametrize(("kind", "file"), [("events", "event"), ("alerts", "alert")])
+def test_committed_json_schemas_match_the_models(runner: CliRunner, kind: str, file: str) -> None:
+    result = runner.invoke(cli, ["schema", kind])
+    assert result.exit_code == 0
+    committed = Path(f"docs/schemas/{file}.schema.json").read_text()
+    assert result.stdout == committed, (
+        f"run: stream-scorer schema {kind} > docs/schemas/{file}.schema.json"
+    )
+    assert json.loads(committed)["title"] == ("Event" if kind == "events" else "Alert")

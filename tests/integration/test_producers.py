@@ -1,0 +1,126 @@
+"""Producers: the Python client and ``stream-scorer produce``, against a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from stream_scorer.client import EventProducer
+from stream_scorer.engine import replay
+from stream_scorer.errors import InvalidEvent
+from stream_scorer.events import Event
+from stream_scorer.model import load_model
+from stream_scorer.store import RedisStore
+
+from ..conftest import Services
+from .conftest import Worker, make_worker, read_topic
+from .test_pipeline import make_stream
+
+pytestmark = pytest.mark.integration
+
+MODEL = load_model("config/scoring.yaml")
+
+
+async def _scored(store: RedisStore, events: list[Event], wait: float = 90) -> None:
+    """Until Redis holds the engine's state for every contact of ``events``."""
+    states, _ = replay([e for e in events if e.type in MODEL.event_types], MODEL)
+    deadline = time.monotonic() + wait
+    while True:
+        got = {cid: await store.read_state(cid) for cid in states}
+        if all(
+            g is not None and g.to_json() == s.to_json()
+            for (cid, s), g in zip(states.items(), got.values(), strict=True)
+        ):
+            return
+        assert time.monotonic() < deadline, "the worker did not score the produced events"
+        await asyncio.sleep(0.5)
+
+
+async def test_client_validates_and_publishes_keyed_by_contact(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    worker.start()
+    events = make_stream(MODEL, contacts=20, events=200, seed=31)
+    async with EventProducer(services.kafka_bootstrap, worker.settings.events_topic) as producer:
+        for i, event in enumerate(events):  # models, mappings and JSON are all accepted
+            item = (event, event.model_dump(mode="json"), event.model_dump_json())[i % 3]
+            await producer.send(item)
+        with pytest.raises(InvalidEvent) as bad:
+            await producer.send({"event_id": "x", "contact_id": "c-1", "type": "email_open"})
+        assert bad.value.reason == "missing_field"
+    records = await read_topic(services.kafka_bootstrap, worker.settings.events_topic)
+    assert len(records) == len(events)
+    assert all(json.loads(v)["contact_id"].encode() == k for k, v, _ in records)
+    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+
+
+def _run_produce(worker: Worker, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream_scorer", "produce", str(path)],
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_produce_a_json_lines_file_with_bad_lines(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    worker.start()
+    events = make_stream(MODEL, contacts=30, events=300, seed=32)
+    lines = [e.model_dump_json() for e in events]
+    lines.insert(10, '{"event_id": "broken"')
+    lines.insert(20, json.dumps({"event_id": "m", "contact_id": "c-1", "type": "email_open"}))
+    lines.insert(30, "")  # blank lines are skipped
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = _run_produce(worker, path)
+    assert result.returncode == 1, result.stderr
+    assert f"sent {len(events)}, rejected 2" in result.stdout
+    assert "malformed_json: 1" in result.stdout
+    assert "missing_field: 1" in result.stdout
+    assert "line 11: malformed_json" in result.stdout
+    records = await read_topic(services.kafka_bootstrap, worker.settings.events_topic)
+    assert sorted(json.loads(v)["event_id"] for _, v, _ in records) == sorted(
+        e.event_id for e in events
+    )
+    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+
+
+async def test_produce_a_csv_file(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    worker.start()
+    events = [
+        e
+        for e in make_stream(MODEL, contacts=20, events=200, seed=33)
+        if all(isinstance(v, str) for v in e.properties.values())  # CSV cells are text
+    ]
+    columns = sorted({k for e in events for k in e.properties})
+    path = tmp_path / "events.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["event_id", "contact_id", "type", "occurred_at", *columns])
+        for e in events:
+            row = [e.event_id, e.contact_id, e.type, e.occurred_at.isoformat()]
+            writer.writerow(row + [e.properties.get(c, "") for c in columns])
+    result = _run_produce(worker, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"sent {len(events)}, rejected 0" in result.stdout
+    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
