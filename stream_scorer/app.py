@@ -28,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from stream_scorer import api
 from stream_scorer.consumer import EventsConsumer, Message
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, check_event, decode_event
@@ -198,6 +199,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         broker_commit_interval=1.0,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)
     alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
     dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions, **raw)
     redis_client = aioredis.from_url(
@@ -232,6 +234,13 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
 
     def owned_partitions() -> list[int]:
         return started[-1].owned() if started else []
+
+    async def send_event(event: Event) -> Any:
+        return await events_topic.send(
+            key=event.contact_id.encode(), value=event.model_dump_json().encode(), force=True
+        )
+
+    api.install(app, settings, store, send_event, owned_partitions)
 
     if settings.sweep_interval_seconds > 0:
 

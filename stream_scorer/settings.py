@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_scorer.errors import ConfigError
@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         description="Score nothing for unknown event types instead of dead-lettering them.",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token the HTTP API requires (none: open)."
+    )
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body POST /events accepts."
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

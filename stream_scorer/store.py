@@ -329,6 +329,9 @@ class RedisStore:
             args = [x for p, o in sorted(positions.items()) for x in (p, o)]
             await self._advance_script(keys=[progress_key(group, topic)], args=args)
 
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
     async def mark_relayed(self, alerts: Sequence[PendingAlert]) -> None:
         """Drop alerts Kafka has acknowledged from their contacts' outboxes."""
         if not alerts:

@@ -31,10 +31,12 @@ class Worker:
     env: dict[str, str]
     log: Path
     procs: list[devservices.subprocess.Popen[bytes]] = field(default_factory=list)
+    port: int = 0
 
     def start(self, timeout: float = 90.0) -> devservices.subprocess.Popen[bytes]:
         start = self.log.stat().st_size if self.log.exists() else 0
-        env = {**self.env, "SCORER_WEB_PORT": str(devservices.free_port())}  # one per process
+        self.port = devservices.free_port()  # one per process; the last started is here
+        env = {**self.env, "SCORER_WEB_PORT": str(self.port)}
         proc = devservices.spawn(
             [sys.executable, "-m", "stream_scorer", "worker"], self.log, env=env
         )

@@ -1,0 +1,145 @@
+"""The worker's HTTP API, served by Faust's web server.
+
+- ``POST /events``: one event or a JSON array of events, for producers with no
+  Kafka client. All are validated first; any problem answers 422 listing
+  every one, and nothing is sent. Valid events are published to the events
+  topic keyed by contact and acknowledged by Kafka before the 202 answer.
+  A body over ``SCORER_API_MAX_BODY_BYTES`` answers 413; when
+  ``SCORER_API_TOKEN`` is set, a request without ``Authorization: Bearer
+  <token>`` answers 401.
+- ``GET /contacts/{contact_id}``: every score with its tiers, class digit
+  form, gates, categories and the live awards that explain it; 404 if the
+  contact is unknown (or expired).
+- ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
+  worker owns partitions of the events topic (503 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import aiohttp.web
+import faust
+from faust.web import Request, Response, View
+
+from stream_scorer.client import validate
+from stream_scorer.errors import InvalidEvent
+from stream_scorer.events import Event, from_epoch_ms
+from stream_scorer.settings import Settings
+from stream_scorer.store import RedisStore
+
+Send = Callable[[Event], Awaitable[Any]]
+
+
+def install(
+    app: faust.App,
+    settings: Settings,
+    store: RedisStore,
+    send_event: Send,
+    owned_partitions: Callable[[], list[int]],
+) -> None:
+    """Add the API's views to ``app``'s web server."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    limit = settings.api_max_body_bytes
+
+    def refused(view: View, request: Request) -> Response | None:
+        if token is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        if given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
+            return None
+        return view.json(
+            {"error": "a bearer token is required"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.page("/events")
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            denied = refused(self, request)
+            if denied is not None:
+                return denied
+            http = cast(aiohttp.web.Request, request)  # Faust's web driver is aiohttp
+            if (http.content_length or 0) > limit:
+                return self.json({"error": f"the body is over {limit} bytes"}, status=413)
+            body = await http.content.read(limit + 1)
+            if len(body) > limit:
+                return self.json({"error": f"the body is over {limit} bytes"}, status=413)
+            problems: list[dict[str, Any]] = []
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:
+                problems.append({"index": None, "reason": "malformed_json", "detail": str(exc)})
+                return self.json({"error": "invalid events", "problems": problems}, status=422)
+            items = parsed if isinstance(parsed, list) else [parsed]
+            events: list[Event] = []
+            for index, item in enumerate(items):
+                try:
+                    if not isinstance(item, dict):
+                        raise InvalidEvent("invalid_field", "an event is a JSON object")
+                    events.append(validate(item))
+                except InvalidEvent as exc:
+                    problems.append({"index": index, "reason": exc.reason, "detail": exc.detail})
+            if problems or not events:
+                if not problems:
+                    problems.append({"index": None, "reason": "empty", "detail": "no events"})
+                return self.json({"error": "invalid events", "problems": problems}, status=422)
+            await asyncio.gather(*[await send_event(e) for e in events])
+            return self.json({"accepted": len(events)}, status=202)
+
+    @app.page("/contacts/{contact_id}")
+    class Contact(View):
+        async def get(self, request: Request, contact_id: str) -> Response:
+            denied = refused(self, request)
+            if denied is not None:
+                return denied
+            explained = await store.explain(contact_id)
+            if explained is None:
+                return self.json({"error": f"no contact {contact_id!r}"}, status=404)
+            scores = {}
+            for name, e in explained.items():
+                scores[name] = {
+                    "value": e.value,
+                    "display": e.display,
+                    "tiers": e.tiers,
+                    "gates": e.gates,
+                    "categories": e.categories,
+                    "awards": [
+                        {
+                            "rule": a.rule,
+                            "points": a.points,
+                            "category": a.category,
+                            "event_id": a.event_id,
+                            "awarded_at": from_epoch_ms(a.at).isoformat(),
+                            "expires_at": None
+                            if a.expires_at is None
+                            else from_epoch_ms(a.expires_at).isoformat(),
+                        }
+                        for a in e.awards
+                    ],
+                }
+            return self.json({"contact_id": contact_id, "scores": scores})
+
+    @app.page("/livez")
+    class Live(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "live"})
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            checks: dict[str, bool] = {"partitions": bool(owned_partitions())}
+            try:
+                checks["redis"] = bool(await asyncio.wait_for(store.ping(), timeout=2))
+            except Exception:  # any failure means not ready; the reason is not the caller's
+                checks["redis"] = False
+            ready = all(checks.values())
+            return self.json(
+                {"status": "ready" if ready else "not ready", "checks": checks},
+                status=200 if ready else 503,
+            )

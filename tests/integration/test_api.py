@@ -1,0 +1,126 @@
+"""The worker's HTTP API against a running worker on real Kafka and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from stream_scorer.engine import explain, replay
+from stream_scorer.events import Event
+from stream_scorer.model import load_model
+
+from ..conftest import Services
+from .conftest import Worker, make_worker, read_topic
+
+pytestmark = pytest.mark.integration
+
+MODEL = load_model("config/scoring.yaml")
+TOKEN = "s3cret-token"
+
+
+def _event(n: int, contact: str, kind: str, **props: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"api-{contact}-{n}",
+        "contact_id": contact,
+        "type": kind,
+        "occurred_at": f"2026-11-2{n % 8}T10:00:00Z",
+        "properties": props,
+    }
+
+
+async def _call(
+    worker: Worker, method: str, path: str, body: Any = None, token: str | None = TOKEN
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, f"http://127.0.0.1:{worker.port}{path}", data=data, headers=headers
+        ) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def test_post_events_then_read_the_contact(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(
+        worker_factory, services, tmp_path, api_token=TOKEN, api_max_body_bytes=4096
+    )
+    worker.start()
+    cid = "api-c1"
+    events = [
+        _event(1, cid, "contact_updated", country="US", job_title="VP Sales", company_size=400),
+        _event(2, cid, "demo_request"),
+        _event(3, cid, "page_visit", url="https://a.io/pricing"),
+    ]
+    assert (await _call(worker, "GET", "/livez", token=None))[0] == 200
+
+    # Every problem is listed, and nothing is sent.
+    bad = [events[0], {"event_id": "x", "contact_id": cid}, "text", {**events[1], "type": "BAD"}]
+    status, body = await _call(worker, "POST", "/events", bad)
+    assert status == 422
+    assert [(p["index"], p["reason"]) for p in body["problems"]] == [
+        (1, "missing_field"),
+        (2, "invalid_field"),
+        (3, "invalid_field"),
+    ]
+    assert (await _call(worker, "POST", "/events", b"{not json"))[0] == 422
+    assert (await _call(worker, "POST", "/events", events, token=None))[0] == 401
+    assert (await _call(worker, "POST", "/events", events, token="wrong"))[0] == 401
+    assert (await _call(worker, "POST", "/events", [events[0]] * 40))[0] == 413
+    assert await read_topic(services.kafka_bootstrap, worker.settings.events_topic) == []
+
+    status, body = await _call(worker, "POST", "/events", events[0])  # one event
+    assert (status, body) == (202, {"accepted": 1})
+    status, body = await _call(worker, "POST", "/events", events[1:])  # a batch
+    assert (status, body) == (202, {"accepted": 2})
+    records = await read_topic(services.kafka_bootstrap, worker.settings.events_topic)
+    assert {k for k, _, _ in records} == {cid.encode()}
+
+    states, _ = replay([Event.model_validate(e) for e in events], MODEL)
+    want = explain(states[cid], MODEL)["engagement"]
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = await _call(worker, "GET", f"/contacts/{cid}")
+        if status == 200 and body["scores"]["engagement"]["value"] == want.value:
+            break
+        assert time.monotonic() < deadline, (status, body)
+        await asyncio.sleep(0.5)
+    got = body["scores"]["engagement"]
+    assert got["display"] == want.display
+    assert got["tiers"] == want.tiers == ["mql"]
+    assert sorted((a["rule"], a["points"], a["event_id"]) for a in got["awards"]) == sorted(
+        (a.rule, a.points, a.event_id) for a in want.awards
+    )
+    pricing = next(a for a in got["awards"] if a["rule"] == "pricing-page")
+    assert pricing["awarded_at"].startswith("2026-11-23T10:00:00")
+    assert pricing["expires_at"].startswith("2026-12-23T10:00:00")
+
+    assert (await _call(worker, "GET", "/contacts/nobody"))[0] == 404
+    assert (await _call(worker, "GET", f"/contacts/{cid}", token=None))[0] == 401
+    status, body = await _call(worker, "GET", "/readyz", token=None)
+    assert (status, body["checks"]) == (200, {"partitions": True, "redis": True})
+
+
+async def test_readyz_says_not_ready_without_redis(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    worker = make_worker(worker_factory, services, tmp_path)
+    worker.start()
+    status, body = await _call(worker, "GET", "/readyz", token=None)
+    assert (status, body["checks"]["redis"]) == (200, True)
+    broken = make_worker(worker_factory, services, tmp_path, redis_url="redis://127.0.0.1:1/0")
+    broken.start()
+    status, body = await _call(broken, "GET", "/readyz", token=None)
+    assert status == 503
+    assert body["checks"]["redis"] is False
