@@ -10,6 +10,7 @@
 - ``GET /contacts/{contact_id}``: every score with its tiers, class digit
   form, gates, categories and the live awards that explain it; 404 if the
   contact is unknown (or expired).
+- ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.metrics`).
 - ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
   worker owns partitions of the events topic (503 otherwise).
 """
@@ -29,6 +30,7 @@ from faust.web import Request, Response, View
 from stream_scorer.client import validate
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, from_epoch_ms
+from stream_scorer.metrics import CONTENT_TYPE, Metrics
 from stream_scorer.settings import Settings
 from stream_scorer.store import RedisStore
 
@@ -41,6 +43,7 @@ def install(
     store: RedisStore,
     send_event: Send,
     owned_partitions: Callable[[], list[int]],
+    metrics: Metrics,
 ) -> None:
     """Add the API's views to ``app``'s web server."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -124,6 +127,11 @@ def install(
                     ],
                 }
             return self.json({"contact_id": contact_id, "scores": scores})
+
+    @app.page("/metrics")
+    class Prometheus(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/livez")
     class Live(View):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -32,6 +33,7 @@ from stream_scorer import api
 from stream_scorer.consumer import EventsConsumer, Message
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, check_event, decode_event
+from stream_scorer.metrics import Metrics
 from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.store import PendingAlert, RedisStore
@@ -60,7 +62,9 @@ class Scorer:
         store: RedisStore,
         send_alert: Callable[[bytes, bytes], Awaitable[Any]],
         send_dead_letter: Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[Any]],
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.settings = settings
         self.model = model
         self.store = store
@@ -95,6 +99,8 @@ class Scorer:
 
     async def score(self, messages: Sequence[Message]) -> Sequence[PendingAlert]:
         """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
+        start = time.perf_counter()
+        self.metrics.consumed.inc(len(messages))
         good: list[Event] = []
         partition_of: dict[str, int] = {}
         bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
@@ -123,6 +129,8 @@ class Scorer:
                 if msg[1] is not None and not any(m is msg for m, _ in bad):
                     await self._dead_letter(msg, "internal_error", type(exc).__name__)
             return ()
+        self.metrics.scored.inc(len(good))
+        self.metrics.batch_seconds.observe(time.perf_counter() - start)
         return pending
 
     async def sweep(self, partitions: Sequence[int]) -> int:
@@ -156,6 +164,7 @@ class Scorer:
         self, msg: tuple[bytes | None, bytes | None, str, int, int], reason: str, detail: str
     ) -> None:
         key, value, topic, partition, offset = msg
+        self.metrics.rejected.labels(reason).inc()
         headers = {
             "reason": reason.encode(),
             "detail": detail[:1000].encode(),
@@ -205,6 +214,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     redis_client = aioredis.from_url(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5
     )
+    metrics = Metrics()
     store = RedisStore(
         redis_client,
         model,
@@ -212,6 +222,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         dedupe_seconds=int(settings.dedupe_days * 86_400),
         namespace=settings.events_topic,
         cache_contacts=settings.state_cache_contacts,
+        metrics=metrics,
     )
 
     async def send_alert(key: bytes, value: bytes) -> Any:
@@ -222,14 +233,14 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     ) -> Any:
         return await dlq_topic.send(key=key, value=value, headers=headers, force=True)
 
-    scorer = Scorer(settings, model, store, send_alert, send_dead_letter)
+    scorer = Scorer(settings, model, store, send_alert, send_dead_letter, metrics)
 
     started: list[EventsConsumer] = []
 
     @app.service
     class Events(EventsConsumer):
         def __init__(self, **kwargs: Any) -> None:
-            super().__init__(settings, store, scorer.score, scorer.relay, **kwargs)
+            super().__init__(settings, store, scorer.score, scorer.relay, metrics, **kwargs)
             started.append(self)
 
     def owned_partitions() -> list[int]:
@@ -240,7 +251,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
             key=event.contact_id.encode(), value=event.model_dump_json().encode(), force=True
         )
 
-    api.install(app, settings, store, send_event, owned_partitions)
+    api.install(app, settings, store, send_event, owned_partitions, metrics)
 
     if settings.sweep_interval_seconds > 0:
 

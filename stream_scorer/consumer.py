@@ -34,6 +34,7 @@ from aiokafka.errors import (
 )
 from mode import Service
 
+from stream_scorer.metrics import Metrics
 from stream_scorer.settings import Settings
 from stream_scorer.store import PendingAlert, RedisStore
 
@@ -49,9 +50,16 @@ class EventsConsumer(Service):
     """Consumes the events topic in the worker's consumer group (``SCORER_APP_ID``)."""
 
     def __init__(
-        self, settings: Settings, store: RedisStore, score: Score, relay: Relay, **kwargs: Any
+        self,
+        settings: Settings,
+        store: RedisStore,
+        score: Score,
+        relay: Relay,
+        metrics: Metrics,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.metrics = metrics
         self.settings = settings
         self.store = store
         self.score = score
@@ -119,12 +127,21 @@ class EventsConsumer(Service):
                     for r in records
                 ]
                 pending = await self.score(messages)
+                await self._measure_lag()
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 for tp in positions:
                     self._starts.pop(tp, None)  # superseded: never commit backwards
                 # One batch finishes at a time, in order; an error surfaces here.
                 await self.finished()
                 self._finishing = asyncio.ensure_future(self._finish(pending, positions))
+
+    async def _measure_lag(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                position = await self.consumer.position(tp)
+                self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
 
     async def _finish(
         self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int]

@@ -16,7 +16,9 @@ duplicate an alert, never lose one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -37,6 +39,7 @@ from stream_scorer.engine import (
 )
 from stream_scorer.errors import ScorerError
 from stream_scorer.events import Event
+from stream_scorer.metrics import Metrics
 from stream_scorer.model import ScoringModel
 
 KEY_PREFIX = "ss"
@@ -92,6 +95,10 @@ def due_key(namespace: str, partition: int) -> str:
     return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
 
 
+#: What changing one contact did: changed at all, crossings, rules that awarded.
+_Step = tuple[bool, list[Crossing], list[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     """One contact's part of a write: see ``store.lua`` for the arguments."""
@@ -132,6 +139,7 @@ class RedisStore:
         namespace: str = "scorer.events",
         cluster: bool = False,
         cache_contacts: int = 10_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self._redis = client
         self.model = model
@@ -150,6 +158,16 @@ class RedisStore:
         # cache while a batch changes it, so a failed write never leaves it behind.
         self._cache: dict[str, tuple[str, ContactState]] = {}
         self._cache_size = cache_contacts
+        self.metrics = metrics
+
+    @contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.metrics is not None:
+                self.metrics.redis_seconds.labels(operation).observe(time.perf_counter() - start)
 
     def _decode(self, raw: bytes | None) -> ContactState:
         if raw is None:
@@ -213,17 +231,20 @@ class RedisStore:
         for event in events:
             by_contact.setdefault(event.contact_id, []).append(event)
 
-        def step(state: ContactState, cid: str) -> tuple[bool, list[Crossing]]:
+        def step(state: ContactState, cid: str) -> _Step:
             changed = False
             crossings: list[Crossing] = []
+            awarded: list[str] = []
             for event in by_contact[cid]:
                 effects = apply_in_place(state, event, self.model)
                 if not effects.duplicate:
                     changed = True
                 crossings.extend(effects.crossings)
-            return changed, crossings
+                awarded.extend(a.rule for a in effects.awards)
+            return changed, crossings, awarded
 
-        return await self._update(list(by_contact), step, partition_of or {})
+        with self._timed("apply"):
+            return await self._update(list(by_contact), step, partition_of or {})
 
     async def sweep(self, partition: int, now_ms: int, limit: int = 500) -> list[PendingAlert]:
         """Advance contacts of a partition whose next expiry is due; return pending alerts."""
@@ -235,13 +256,14 @@ class RedisStore:
             return []
         contacts = [c.decode() for c in due]
 
-        def step(state: ContactState, cid: str) -> tuple[bool, list[Crossing]]:
+        def step(state: ContactState, cid: str) -> _Step:
             if state.clock is None:  # gone (its keys expired): nothing to advance
-                return False, []
+                return False, [], []
             effects = advance_in_place(state, now_ms, self.model, cid)
-            return True, list(effects.crossings)
+            return True, list(effects.crossings), []
 
-        return await self._update(contacts, step, dict.fromkeys(contacts, partition))
+        with self._timed("sweep"):
+            return await self._update(contacts, step, dict.fromkeys(contacts, partition))
 
     async def _write(self, calls: list[_Call]) -> list[Any]:
         """One script call per group of contacts (per slot on Cluster), one round trip."""
@@ -269,7 +291,7 @@ class RedisStore:
     async def _update(
         self,
         contacts: list[str],
-        step: Callable[[ContactState, str], tuple[bool, list[Crossing]]],
+        step: Callable[[ContactState, str], _Step],
         partition_of: Mapping[str, int],
     ) -> list[PendingAlert]:
         """Read, change with ``step``, compare-and-set; retry contacts changed meanwhile."""
@@ -280,8 +302,9 @@ class RedisStore:
                 return pending
             states = await self._read(todo)
             calls: list[_Call] = []
+            effects: list[tuple[list[Crossing], list[str]]] = []
             for cid, (version, state) in zip(todo, states, strict=True):
-                changed, crossings = step(state, cid)
+                changed, crossings, awarded = step(state, cid)
                 body = b""
                 if changed:
                     compact(state, self._dedupe_ms)
@@ -290,15 +313,20 @@ class RedisStore:
                 calls.append(
                     _Call(cid, version, body, self._ttl_for(state), alerts, state.next_expiry())
                 )
+                effects.append((crossings, awarded))
             results = await self._write(calls)
             due: dict[int, dict[str, int]] = {}
             gone: dict[int, list[str]] = {}
             conflicts: list[str] = []
-            for call, result, (_, state) in zip(calls, results, states, strict=True):
+            for call, result, (_, state), (crossings, awarded) in zip(
+                calls, results, states, effects, strict=True
+            ):
                 cid, next_expiry = call.contact_id, call.next_expiry
                 if result[0] == 0:
                     conflicts.append(cid)
                     continue
+                if self.metrics is not None:
+                    self.metrics.count(crossings, awarded)
                 if state.clock is not None:
                     self._remember(cid, bytes(result[0]).decode(), state)
                 pending.extend(PendingAlert(cid, bytes(item)) for item in result[1:])

@@ -17,7 +17,8 @@ from stream_scorer.events import Event
 from stream_scorer.model import load_model
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, read_topic
+from .conftest import Worker, make_worker, produce, read_topic
+from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +125,64 @@ async def test_readyz_says_not_ready_without_redis(
     status, body = await _call(broken, "GET", "/readyz", token=None)
     assert status == 503
     assert body["checks"]["redis"] is False
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Samples by name and labels, labels sorted: ``name{a="1",b="2"}``."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            sample, _, value = line.rpartition(" ")
+            name, _, labels = sample.partition("{")
+            parts = sorted(p for p in labels.rstrip("}").split(",") if p)
+            out[name + ("{" + ",".join(parts) + "}" if parts else "")] = float(value)
+    return out
+
+
+async def test_metrics_count_what_the_worker_did(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    worker.start()
+    events = make_stream(MODEL, contacts=40, events=400, seed=41)
+    good = [e for e in events if e.type in MODEL.event_types]
+    messages: list[tuple[bytes | None, bytes]] = [
+        (e.contact_id.encode(), e.model_dump_json().encode()) for e in events
+    ]
+    messages += [(b"c-x", b"{broken"), (b"c-x", b"{broken too")]
+    await produce(worker.settings, messages)
+    _, crossings = replay(good, MODEL)
+    want_alerts: dict[tuple[str, str, str], int] = {}
+    for c in crossings:
+        key = (c.score, c.tier, c.direction)
+        want_alerts[key] = want_alerts.get(key, 0) + 1
+
+    deadline = time.monotonic() + 60
+    while True:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{worker.port}/metrics") as response,
+        ):
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            samples = _samples(await response.text())
+        if samples.get("scorer_events_consumed_total") == len(messages):
+            break
+        assert time.monotonic() < deadline, samples
+        await asyncio.sleep(0.5)
+    assert samples["scorer_events_scored_total"] == len(good)
+    assert samples['scorer_events_rejected_total{reason="malformed_json"}'] == 2
+    unknown = len(events) - len(good)
+    assert samples.get('scorer_events_rejected_total{reason="unknown_type"}', 0) == unknown
+    for (score, tier, direction), count in want_alerts.items():
+        label = f'direction="{direction}",score="{score}",tier="{tier}"'
+        got = samples.get(f"scorer_alerts_total{{{label}}}")
+        assert got == count, sorted(k for k in samples if "alert" in k or "award" in k)
+    assert sum(v for k, v in samples.items() if k.startswith("scorer_awards_total")) > 0
+    assert samples["scorer_batch_duration_seconds_count"] >= 1
+    assert samples['scorer_redis_duration_seconds_count{operation="apply"}'] >= 1
+    lags = [v for k, v in samples.items() if k.startswith("scorer_consumer_lag{")]
+    assert lags
+    assert all(v == 0 for v in lags)
+    assert not any("c-" in k for k in samples), "no contact ids in labels"

@@ -1,0 +1,81 @@
+"""Prometheus metrics of one worker, served at ``GET /metrics``.
+
+Names follow Prometheus conventions: a ``scorer_`` prefix, ``_total`` for
+counters, base units (seconds). Labels are bounded by the model and the
+topic (reason codes, rules, scores, tiers, partitions), never contact ids.
+Each app gets its own registry, so several apps in one process (tests) do
+not collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+#: Seconds: from a cached contact (about a millisecond) to a slow batch.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+if TYPE_CHECKING:
+    from stream_scorer.engine import Crossing
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.consumed = Counter(
+            "scorer_events_consumed", "Messages read from the events topic.", registry=r
+        )
+        self.scored = Counter(
+            "scorer_events_scored",
+            "Valid events applied to contacts (duplicates included: they change nothing).",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "scorer_events_rejected",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.awards = Counter(
+            "scorer_awards", "Points awarded, by rule (counts of awards).", ["rule"], registry=r
+        )
+        self.alerts = Counter(
+            "scorer_alerts",
+            "Threshold crossings recorded, by score, tier and direction.",
+            ["score", "tier", "direction"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "scorer_batch_duration_seconds",
+            "Time to validate and score one batch of events.",
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.redis_seconds = Histogram(
+            "scorer_redis_duration_seconds",
+            "Time of one store operation (read, score and compare-and-set) on Redis.",
+            ["operation"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "scorer_consumer_lag",
+            "Messages of the events topic not yet read, per owned partition.",
+            ["partition"],
+            registry=r,
+        )
+
+    def count(self, crossings: Sequence[Crossing], rules: Sequence[str]) -> None:
+        """Awards and crossings of one contact's change, once it is written."""
+        for rule in rules:
+            self.awards.labels(rule).inc()
+        for c in crossings:
+            self.alerts.labels(c.score, c.tier, c.direction).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
