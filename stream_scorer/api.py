@@ -10,6 +10,8 @@
 - ``GET /contacts/{contact_id}``: every score with its tiers, class digit
   form, gates, categories and the live awards that explain it; 404 if the
   contact is unknown (or expired).
+- ``GET /leaderboard?score=engagement&limit=50``: the top contacts by a score,
+  from a sorted set kept by the store (no key scans).
 - ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.metrics`).
 - ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
   worker owns partitions of the events topic (503 otherwise).
@@ -46,6 +48,7 @@ def install(
     metrics: Metrics,
 ) -> None:
     """Add the API's views to ``app``'s web server."""
+    model = store.model
     token = settings.api_token.get_secret_value() if settings.api_token else None
     limit = settings.api_max_body_bytes
 
@@ -127,6 +130,39 @@ def install(
                     ],
                 }
             return self.json({"contact_id": contact_id, "scores": scores})
+
+    @app.page("/leaderboard")
+    class Leaderboard(View):
+        async def get(self, request: Request) -> Response:
+            denied = refused(self, request)
+            if denied is not None:
+                return denied
+            name = request.query.get("score") or next(iter(model.scores))
+            if name not in model.scores:
+                known = ", ".join(model.scores)
+                return self.json({"error": f"no score {name!r} (known: {known})"}, status=404)
+            try:
+                limit = int(request.query.get("limit", "50"))
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= 500:
+                return self.json({"error": "limit must be a number from 1 to 500"}, status=400)
+            rows = []
+            for cid, state in await store.leaderboard(name, limit):
+                value = state.values.get(name, 0)
+                rows.append(
+                    {
+                        "contact_id": cid,
+                        "value": value,
+                        "display": model.display(name, value, state.attributes),
+                        "tiers": [
+                            t.name
+                            for t in model.scores[name].thresholds
+                            if t.name in state.tiers.get(name, [])
+                        ],
+                    }
+                )
+            return self.json({"score": name, "contacts": rows})
 
     @app.page("/metrics")
     class Prometheus(View):

@@ -90,6 +90,11 @@ return 1
 """
 
 
+def board_key(namespace: str, score: str) -> str:
+    """Contacts by their value of one score: the leaderboard, without scanning keys."""
+    return f"{KEY_PREFIX}:{{board:{namespace}:{score}}}"
+
+
 def due_key(namespace: str, partition: int) -> str:
     """Contacts of one partition by next expiry (ms): what the sweeper visits."""
     return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
@@ -317,6 +322,7 @@ class RedisStore:
             results = await self._write(calls)
             due: dict[int, dict[str, int]] = {}
             gone: dict[int, list[str]] = {}
+            boards: dict[str, dict[str, int]] = {}
             conflicts: list[str] = []
             for call, result, (_, state), (crossings, awarded) in zip(
                 calls, results, states, effects, strict=True
@@ -329,18 +335,23 @@ class RedisStore:
                     self.metrics.count(crossings, awarded)
                 if state.clock is not None:
                     self._remember(cid, bytes(result[0]).decode(), state)
+                    if call.body:
+                        for name, value in state.values.items():
+                            boards.setdefault(name, {})[cid] = value
                 pending.extend(PendingAlert(cid, bytes(item)) for item in result[1:])
                 partition = partition_of.get(cid)
                 if partition is not None and next_expiry is not None:
                     due.setdefault(partition, {})[cid] = next_expiry
                 elif partition is not None:
                     gone.setdefault(partition, []).append(cid)
-            if due or gone:
+            if due or gone or boards:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for partition, members in due.items():
                         pipe.zadd(due_key(self.namespace, partition), members)
                     for partition, cids in gone.items():
                         pipe.zrem(due_key(self.namespace, partition), *cids)
+                    for name, scores in boards.items():
+                        pipe.zadd(board_key(self.namespace, name), scores)
                     await pipe.execute()
             todo = conflicts
         raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
@@ -356,6 +367,35 @@ class RedisStore:
         if positions:
             args = [x for p, o in sorted(positions.items()) for x in (p, o)]
             await self._advance_script(keys=[progress_key(group, topic)], args=args)
+
+    async def leaderboard(self, score: str, limit: int) -> list[tuple[str, ContactState]]:
+        """The top contacts by ``score``, best first, with their states.
+
+        Contacts whose keys expired since they were ranked are dropped from
+        the board as they are met.
+        """
+        key = board_key(self.namespace, score)
+        out: list[tuple[str, ContactState]] = []
+        start = 0
+        while len(out) < limit:
+            ranked: list[bytes] = await self._redis.zrevrange(  # type: ignore[assignment]
+                key, start, start + limit - 1
+            )
+            if not ranked:
+                break
+            start += len(ranked)
+            gone = []
+            for raw in ranked:
+                cid = raw.decode()
+                state = await self.read_state(cid)
+                if state is None:
+                    gone.append(cid)
+                elif len(out) < limit:
+                    out.append((cid, state))
+            if gone:
+                await self._redis.zrem(key, *gone)
+                start -= len(gone)
+        return out
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

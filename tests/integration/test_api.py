@@ -139,7 +139,7 @@ def _samples(text: str) -> dict[str, float]:
     return out
 
 
-async def test_metrics_count_what_the_worker_did(
+async def test_metrics_and_leaderboard_follow_what_the_worker_did(
     services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
 ) -> None:
     await redis_client.flushdb()
@@ -186,3 +186,26 @@ async def test_metrics_count_what_the_worker_did(
     assert lags
     assert all(v == 0 for v in lags)
     assert not any("c-" in k for k in samples), "no contact ids in labels"
+
+    # The leaderboard: the engine's top values, each row its contact's own value.
+    states, _ = replay(good, MODEL)
+    values = {cid: s.values["engagement"] for cid, s in states.items()}
+    status, body = await _call(worker, "GET", "/leaderboard?score=engagement&limit=10")
+    assert status == 200
+    rows = body["contacts"]
+    assert [r["value"] for r in rows] == sorted(values.values(), reverse=True)[:10]
+    assert all(values[r["contact_id"]] == r["value"] for r in rows)
+    top = rows[0]["contact_id"]
+    assert rows[0]["display"] == MODEL.display("engagement", values[top], states[top].attributes)
+    assert rows[0]["tiers"] == [
+        t.name
+        for t in MODEL.scores["engagement"].thresholds
+        if t.name in states[top].tiers.get("engagement", [])
+    ]
+    assert (await _call(worker, "GET", "/leaderboard?score=nope"))[0] == 404
+    assert (await _call(worker, "GET", "/leaderboard?limit=0"))[0] == 400
+    # A contact whose keys expired leaves the board.
+    await redis_client.delete(f"ss:{{{top}}}:state")
+    status, body = await _call(worker, "GET", "/leaderboard?limit=10")
+    assert top not in [r["contact_id"] for r in body["contacts"]]
+    assert len(body["contacts"]) == 10
