@@ -27,3 +27,17 @@ def test_readme_quick_start_commands_exist_and_ci_runs_the_test_one() -> None:
         path = ROOT / script
         assert path.stat().st_mode & 0o111, f"{script} is not executable"
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_consuming_alerts_example_is_valid_python_on_the_default_topic() -> None:
+    import ast
+    import re
+
+    text = (ROOT / "docs" / "consuming-alerts.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code is not None
+    tree = ast.parse(code.group(1))
+    assert any(isinstance(n, ast.Constant) and n.value == "scorer.alerts" for n in ast.walk(tree))
+    assert Settings.model_fields["alerts_topic"].default == "scorer.alerts"
+    for field in ("alert_id", "direction", "tier", "contact_id", "display"):
+        assert f"`{field}`" in text
