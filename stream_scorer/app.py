@@ -37,6 +37,7 @@ from stream_scorer.metrics import Metrics
 from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.store import PendingAlert, RedisStore
+from stream_scorer.webhooks import WebhookSink
 
 log = logging.getLogger("stream_scorer.app")
 
@@ -252,6 +253,13 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         )
 
     api.install(app, settings, store, send_event, owned_partitions, metrics)
+
+    if settings.webhook_url_list:
+
+        @app.service
+        class Webhooks(WebhookSink):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(settings, redis_client, **kwargs)
 
     if settings.sweep_interval_seconds > 0:
 

@@ -95,9 +95,33 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token the HTTP API requires (none: open)."
     )
+    webhook_urls: str = Field(
+        default="", description="Comma-separated URLs every alert is POSTed to (none: off)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Key of the webhooks' HMAC-SHA256 signature header."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="Seconds to wait for a webhook to answer."
+    )
+    webhook_max_backoff: float = Field(
+        default=60, gt=0, le=3600, description="Longest pause between webhook retries (s)."
+    )
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body POST /events accepts."
     )
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhooks(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",") if u.strip()):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return value
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

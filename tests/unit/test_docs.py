@@ -34,10 +34,26 @@ def test_consuming_alerts_example_is_valid_python_on_the_default_topic() -> None
     import re
 
     text = (ROOT / "docs" / "consuming-alerts.md").read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S)
-    assert code is not None
-    tree = ast.parse(code.group(1))
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        ast.parse(block)
+    tree = ast.parse(blocks[-1])
     assert any(isinstance(n, ast.Constant) and n.value == "scorer.alerts" for n in ast.walk(tree))
     assert Settings.model_fields["alerts_topic"].default == "scorer.alerts"
     for field in ("alert_id", "direction", "tier", "contact_id", "display"):
         assert f"`{field}`" in text
+
+
+def test_the_documented_signature_check_accepts_the_sinks_signature() -> None:
+    import re
+
+    from stream_scorer.webhooks import signature
+
+    text = (ROOT / "docs" / "consuming-alerts.md").read_text()
+    scope: dict[str, object] = {}
+    exec(re.findall(r"```python\n(.*?)```", text, re.S)[0], scope)
+    genuine = scope["genuine"]
+    body = b'{"alert_id": "a-1"}'
+    assert genuine("k", body, signature("k", body))  # type: ignore[operator]
+    assert not genuine("k", body + b" ", signature("k", body))  # type: ignore[operator]
