@@ -95,7 +95,7 @@ class Scorer:
                 delay = min(delay * 2, self.settings.redis_retry_max_backoff)
 
     async def process(self, messages: Sequence[Message]) -> None:
-        """Score a batch of ``(key, value, topic, partition, offset)`` messages, relay alerts."""
+        """Score a batch of messages, relay the alerts."""
         await self.relay(await self.score(messages))
 
     async def score(self, messages: Sequence[Message]) -> Sequence[PendingAlert]:
@@ -104,12 +104,12 @@ class Scorer:
         self.metrics.consumed.inc(len(messages))
         good: list[Event] = []
         partition_of: dict[str, int] = {}
-        bad: list[tuple[tuple[bytes | None, bytes | None, str, int, int], InvalidEvent]] = []
+        bad: list[tuple[Message, InvalidEvent]] = []
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
         known = None if self.settings.accept_unknown_types else self.model.event_types
         for msg in messages:
             try:
-                event = decode_event(msg[1], self.settings.max_event_bytes)
+                event = decode_event(msg[1], self.settings.max_event_bytes, msg[5])
                 check_event(event, known, not_after)
             except InvalidEvent as exc:
                 bad.append((msg, exc))
@@ -161,12 +161,11 @@ class Scorer:
         await self._retry("kafka.alerts", publish)
         await self._retry("redis.outbox", lambda: self.store.mark_relayed(pending))
 
-    async def _dead_letter(
-        self, msg: tuple[bytes | None, bytes | None, str, int, int], reason: str, detail: str
-    ) -> None:
-        key, value, topic, partition, offset = msg
+    async def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:
+        key, value, topic, partition, offset, original = msg
         self.metrics.rejected.labels(reason).inc()
         headers = {
+            **dict(original),  # a binary CloudEvent keeps its ce_* attributes
             "reason": reason.encode(),
             "detail": detail[:1000].encode(),
             "source_topic": topic.encode(),

@@ -23,10 +23,9 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
 
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, decode_event
+from stream_scorer.events import Event, decode_event, validate_mapping
 from stream_scorer.settings import Settings
 
 DEFAULT_TOPIC = Settings.model_fields["events_topic"].default
@@ -38,15 +37,7 @@ def validate(event: Event | Mapping[str, Any] | bytes | str) -> Event:
         return event
     if isinstance(event, bytes | str):
         return decode_event(event.encode() if isinstance(event, str) else event)
-    try:
-        return Event.model_validate(event)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors
-        )
-        missing = all(e["type"] == "missing" for e in errors)
-        raise InvalidEvent("missing_field" if missing else "invalid_field", detail) from None
+    return validate_mapping(event)
 
 
 #: Columns of an event CSV that are not properties.

@@ -40,8 +40,8 @@ from stream_scorer.store import PendingAlert, RedisStore
 
 log = logging.getLogger("stream_scorer.consumer")
 
-#: ``(key, value, topic, partition, offset)`` of one record.
-Message = tuple[bytes | None, bytes | None, str, int, int]
+#: ``(key, value, topic, partition, offset, headers)`` of one record.
+Message = tuple[bytes | None, bytes | None, str, int, int, Sequence[tuple[str, bytes]]]
 Score = Callable[[list[Message]], Awaitable[Sequence[PendingAlert]]]
 Relay = Callable[[Sequence[PendingAlert]], Awaitable[None]]
 
@@ -122,7 +122,7 @@ class EventsConsumer(Service):
                 continue
             async with self._batch_lock:
                 messages: list[Message] = [
-                    (r.key, r.value, r.topic, r.partition, r.offset)
+                    (r.key, r.value, r.topic, r.partition, r.offset, r.headers)
                     for records in batch.values()
                     for r in records
                 ]

@@ -7,8 +7,9 @@ reason code for the dead-letter topic instead of a crashed agent.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -89,24 +90,135 @@ class Alert(BaseModel):
     reasons: list[AlertReason] = Field(default_factory=list)
 
 
-def decode_event(raw: bytes | None, max_bytes: int = 65_536) -> Event:
-    """Validate one message value; raise :class:`InvalidEvent` with a reason code."""
+def decode_event(
+    raw: bytes | None,
+    max_bytes: int = 65_536,
+    headers: Sequence[tuple[str, bytes]] | None = None,
+) -> Event:
+    """Validate one message value; raise :class:`InvalidEvent` with a reason code.
+
+    Besides the native format, a value may be a Segment ``track``, ``page`` or
+    ``identify`` call, or a CloudEvent: structured (JSON with ``specversion``)
+    or, on Kafka, binary (attributes in ``ce_*`` headers, ``data`` as the value).
+    """
     if raw is None:
         raise InvalidEvent("empty", "the message has no value")
     if len(raw) > max_bytes:
         raise InvalidEvent("oversized", f"{len(raw)} bytes is over the limit of {max_bytes}")
+    if headers and any(k == "ce_specversion" for k, _ in headers):
+        return _validated(_from_binary_cloudevent(raw, headers))
+    if b'"specversion"' in raw or b'"messageId"' in raw:
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidEvent("malformed_json", str(exc)) from None
+        if isinstance(document, dict) and "specversion" in document:
+            return _validated(_from_cloudevent(document))
+        if isinstance(document, dict) and "messageId" in document:
+            return _validated(_from_segment(document))
     try:
         return Event.model_validate_json(raw)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if any(e["type"] in {"json_invalid", "json_type"} for e in errors):
-            raise InvalidEvent("malformed_json", errors[0]["msg"]) from None
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors
+        raise _invalid(exc) from None
+
+
+def validate_mapping(document: Mapping[str, Any]) -> Event:
+    """An event from a mapping in any accepted format; :class:`InvalidEvent` if it is not one."""
+    if "specversion" in document:
+        document = _from_cloudevent(dict(document))
+    elif "messageId" in document:
+        document = _from_segment(dict(document))
+    return _validated(document)
+
+
+def _validated(document: Mapping[str, Any]) -> Event:
+    try:
+        return Event.model_validate(document)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def snake_case(name: str) -> str:
+    """``Email Opened`` -> ``email_opened``: Segment event names as event types."""
+    words = re.findall(r"[A-Za-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name))
+    return "_".join(w.lower() for w in words)
+
+
+def _from_segment(call: dict[str, Any]) -> dict[str, Any]:
+    """A Segment spec call (``track``, ``page``, ``identify``) as a native event."""
+    kind = call.get("type")
+    out: dict[str, Any] = {
+        "event_id": call.get("messageId"),
+        "contact_id": call.get("userId") or call.get("anonymousId"),
+        "occurred_at": call.get("timestamp") or call.get("sentAt"),
+    }
+    if kind == "identify":
+        out["type"] = CONTACT_UPDATED
+        out["properties"] = call.get("traits") or {}
+    elif kind == "track":
+        name = call.get("event")
+        if not isinstance(name, str) or not snake_case(name):
+            raise InvalidEvent("missing_field", "event: a Segment track call needs an event name")
+        out["type"] = snake_case(name)
+        out["properties"] = call.get("properties") or {}
+    elif kind == "page":
+        out["type"] = "page_visit"
+        properties = dict(call.get("properties") or {})
+        if call.get("name") is not None:
+            properties.setdefault("name", call["name"])
+        out["properties"] = properties
+    else:
+        raise InvalidEvent(
+            "invalid_field", f"type: Segment {kind!r} calls are not scored (track, page, identify)"
         )
-        if all(e["type"] == "missing" for e in errors):
-            raise InvalidEvent("missing_field", detail) from None
-        raise InvalidEvent("invalid_field", detail) from None
+    return _present(out)
+
+
+def _present(document: dict[str, Any]) -> dict[str, Any]:
+    """Without absent attributes, so that they are reported as missing, not as null."""
+    return {k: v for k, v in document.items() if v is not None}
+
+
+def _from_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
+    """A structured-mode CloudEvent as a native event: the contact is ``subject``."""
+    data = event.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidEvent("invalid_field", "data: a CloudEvent's data must be a JSON object")
+    properties = dict(data)
+    contact = event.get("subject") or properties.pop("contact_id", None)
+    return _present(
+        {
+            "event_id": event.get("id"),
+            "contact_id": contact,
+            "type": event.get("type"),
+            "occurred_at": event.get("time"),
+            "properties": properties,
+        }
+    )
+
+
+def _from_binary_cloudevent(raw: bytes, headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+    """A binary-mode CloudEvent on Kafka: attributes in ``ce_*`` headers, data in the value."""
+    attributes = {k[3:]: v.decode("utf-8", "replace") for k, v in headers if k.startswith("ce_")}
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise InvalidEvent("malformed_json", str(exc)) from None
+    return _from_cloudevent({**attributes, "data": data})
+
+
+def _invalid(exc: ValidationError) -> InvalidEvent:
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(e["type"] in {"json_invalid", "json_type"} for e in errors):
+        return InvalidEvent("malformed_json", errors[0]["msg"])
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors
+    )
+    if all(e["type"] == "missing" for e in errors):
+        return InvalidEvent("missing_field", detail)
+    return InvalidEvent("invalid_field", detail)
 
 
 def check_event(event: Event, known_types: Collection[str] | None, not_after: datetime) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
 from stream_scorer.client import EventProducer
 from stream_scorer.engine import replay
@@ -124,3 +125,73 @@ async def test_produce_a_csv_file(
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"sent {len(events)}, rejected 0" in result.stdout
     await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+
+
+async def test_segment_and_cloudevents_are_scored_like_native_events(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    worker.start()
+    when = "2026-11-20T10:00:00Z"
+    native = [
+        Event.model_validate(e)
+        for e in (
+            {
+                "event_id": "s-1",
+                "contact_id": "fmt-1",
+                "type": "contact_updated",
+                "occurred_at": when,
+                "properties": {"country": "US", "job_title": "VP Sales"},
+            },
+            {
+                "event_id": "c-1",
+                "contact_id": "fmt-1",
+                "type": "demo_request",
+                "occurred_at": when,
+                "properties": {},
+            },
+            {
+                "event_id": "c-2",
+                "contact_id": "fmt-1",
+                "type": "webinar_attended",
+                "occurred_at": when,
+                "properties": {"webinar": "w1"},
+            },
+        )
+    ]
+    segment = {
+        "type": "identify",
+        "userId": "fmt-1",
+        "messageId": "s-1",
+        "timestamp": when,
+        "traits": {"country": "US", "job_title": "VP Sales"},
+    }
+    structured = {
+        "specversion": "1.0",
+        "id": "c-1",
+        "source": "/crm",
+        "type": "demo_request",
+        "time": when,
+        "subject": "fmt-1",
+    }
+    binary_headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"c-2"),
+        ("ce_source", b"/web"),
+        ("ce_type", b"webinar_attended"),
+        ("ce_time", when.encode()),
+        ("ce_subject", b"fmt-1"),
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        topic = worker.settings.events_topic
+        await producer.send_and_wait(topic, json.dumps(segment).encode(), key=b"fmt-1")
+        await producer.send_and_wait(topic, json.dumps(structured).encode(), key=b"fmt-1")
+        await producer.send_and_wait(
+            topic, b'{"webinar": "w1"}', key=b"fmt-1", headers=binary_headers
+        )
+    finally:
+        await producer.stop()
+    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), native)
