@@ -12,6 +12,10 @@
   contact is unknown (or expired).
 - ``GET /leaderboard?score=engagement&limit=50``: the top contacts by a score,
   from a sorted set kept by the store (no key scans).
+- ``GET /dashboard``: a live page (no build step) fed by ``GET /dashboard/data``:
+  events per second, alerts per minute, consumer lag, the score distribution,
+  the top leads and the latest alerts. With a token, open it as
+  ``/dashboard?token=<token>`` (query tokens are accepted on every route).
 - ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.metrics`).
 - ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
   worker owns partitions of the events topic (503 otherwise).
@@ -23,6 +27,7 @@ import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any, cast
 
 import aiohttp.web
@@ -56,7 +61,8 @@ def install(
         if token is None:
             return None
         given = request.headers.get("Authorization", "")
-        if given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
+        given = given[7:] if given.startswith("Bearer ") else request.query.get("token", "")
+        if given and hmac.compare_digest(given.encode(), token.encode()):
             return None
         return view.json(
             {"error": "a bearer token is required"},
@@ -163,6 +169,62 @@ def install(
                     }
                 )
             return self.json({"score": name, "contacts": rows})
+
+    page = resources.files("stream_scorer").joinpath("web/dashboard.html").read_bytes()
+
+    @app.page("/dashboard")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            denied = refused(self, request)
+            if denied is not None:
+                return denied
+            return self.bytes(page, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    @app.page("/dashboard/data")
+    class DashboardData(View):
+        async def get(self, request: Request) -> Response:
+            denied = refused(self, request)
+            if denied is not None:
+                return denied
+            name = request.query.get("score") or next(iter(model.scores))
+            if name not in model.scores:
+                return self.json({"error": f"no score {name!r}"}, status=404)
+            score = model.scores[name]
+            high = score.max if score.max is not None else max(100, score.min + 100)
+            step = max(1, (high - score.min + 9) // 10)
+            edges = list(range(score.min, high + 1, step))
+            bins = [(lo, lo + step) for lo in edges if lo <= high]
+            counts = await store.distribution(name, bins)
+            top = []
+            for cid, state in await store.leaderboard(name, 10):
+                value = state.values.get(name, 0)
+                top.append(
+                    {
+                        "contact_id": cid,
+                        "display": model.display(name, value, state.attributes),
+                        "tiers": state.tiers.get(name, []),
+                    }
+                )
+            activity = metrics.activity
+            alerts = [json.loads(a) for a in reversed(activity.latest_alerts)]
+            lag = sum(
+                int(sample.value) for family in metrics.lag.collect() for sample in family.samples
+            )
+            return self.json(
+                {
+                    "model": f"{model.name} v{model.version}",
+                    "score": name,
+                    "events_per_second": activity.events_per_second(),
+                    "alerts_per_minute": activity.alerts_per_minute(),
+                    "lag": lag,
+                    "histogram": [
+                        {"from": lo, "to": min(hi - 1, high), "count": n}
+                        for (lo, hi), n in zip(bins, counts, strict=True)
+                    ],
+                    "top": top,
+                    "alerts": alerts,
+                }
+            )
 
     @app.page("/metrics")
     class Prometheus(View):

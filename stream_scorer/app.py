@@ -24,10 +24,6 @@ from typing import Any, TypeVar, cast
 
 import faust
 import redis.asyncio as aioredis
-from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream_scorer import api
 from stream_scorer.consumer import EventsConsumer, Message
@@ -35,6 +31,7 @@ from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, check_event, decode_event
 from stream_scorer.metrics import Metrics
 from stream_scorer.model import ScoringModel, load_model
+from stream_scorer.retry import retry
 from stream_scorer.settings import Settings
 from stream_scorer.store import PendingAlert, RedisStore
 from stream_scorer.webhooks import WebhookSink
@@ -42,15 +39,6 @@ from stream_scorer.webhooks import WebhookSink
 log = logging.getLogger("stream_scorer.app")
 
 T = TypeVar("T")
-
-#: Redis error replies that mean "try again later", not "your request is wrong".
-_TRANSIENT_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | KafkaError | OSError):
-        return True
-    return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
 
 
 class Scorer:
@@ -74,25 +62,7 @@ class Scorer:
         self.stopping = False
 
     async def _retry(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
-        """Run ``op`` until it succeeds; transient failures wait with capped backoff."""
-        delay = 0.05
-        attempt = 0
-        while True:
-            try:
-                return await op()
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
-                attempt += 1
-                log.warning(
-                    "transient failure, retrying: what=%s attempt=%d error=%s delay=%.2f",
-                    what,
-                    attempt,
-                    type(exc).__name__,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.redis_retry_max_backoff)
+        return await retry(what, op, self.settings.redis_retry_max_backoff)
 
     async def process(self, messages: Sequence[Message]) -> None:
         """Score a batch of messages, relay the alerts."""
@@ -102,6 +72,7 @@ class Scorer:
         """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
         start = time.perf_counter()
         self.metrics.consumed.inc(len(messages))
+        self.metrics.activity.events(len(messages))
         good: list[Event] = []
         partition_of: dict[str, int] = {}
         bad: list[tuple[Message, InvalidEvent]] = []
@@ -159,6 +130,7 @@ class Scorer:
             await asyncio.gather(*futures)
 
         await self._retry("kafka.alerts", publish)
+        self.metrics.activity.alerts([a.payload for a in pending])
         await self._retry("redis.outbox", lambda: self.store.mark_relayed(pending))
 
     async def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:

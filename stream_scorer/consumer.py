@@ -35,6 +35,7 @@ from aiokafka.errors import (
 from mode import Service
 
 from stream_scorer.metrics import Metrics
+from stream_scorer.retry import retry
 from stream_scorer.settings import Settings
 from stream_scorer.store import PendingAlert, RedisStore
 
@@ -152,8 +153,11 @@ class EventsConsumer(Service):
         event before it are acknowledged by Kafka.
         """
         await self.relay(pending)
-        await self.store.record_applied(
-            self.group, self.topic, {tp.partition: o for tp, o in positions.items()}
+        recorded = {tp.partition: o for tp, o in positions.items()}
+        await retry(
+            "redis.progress",
+            lambda: self.store.record_applied(self.group, self.topic, recorded),
+            self.settings.redis_retry_max_backoff,
         )
         assert self.consumer is not None
         try:
@@ -169,7 +173,11 @@ class EventsConsumer(Service):
         mine = {tp for tp in assigned if tp.topic == self.topic}
         if not mine:
             return
-        applied = await self.store.applied(self.group, self.topic)
+        applied = await retry(
+            "redis.progress",
+            lambda: self.store.applied(self.group, self.topic),
+            self.settings.redis_retry_max_backoff,
+        )
         seeks: dict[TopicPartition, int] = {}
         for tp in sorted(mine, key=lambda t: t.partition):
             position = applied.get(tp.partition)

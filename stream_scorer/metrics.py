@@ -9,6 +9,8 @@ not collide.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -63,6 +65,7 @@ class Metrics:
             buckets=_BUCKETS,
             registry=r,
         )
+        self.activity = Activity()
         self.lag = Gauge(
             "scorer_consumer_lag",
             "Messages of the events topic not yet read, per owned partition.",
@@ -79,3 +82,39 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class Activity:
+    """Recent activity for the dashboard: rates over a sliding window, the latest alerts."""
+
+    def __init__(self, window_seconds: float = 60, keep_alerts: int = 20) -> None:
+        self.window = window_seconds
+        self._events: deque[tuple[float, int]] = deque()
+        self._alerts: deque[float] = deque()
+        self.latest_alerts: deque[bytes] = deque(maxlen=keep_alerts)
+
+    def events(self, count: int) -> None:
+        self._events.append((time.monotonic(), count))
+        self._trim()
+
+    def alerts(self, payloads: Sequence[bytes]) -> None:
+        now = time.monotonic()
+        self._alerts.extend(now for _ in payloads)
+        self.latest_alerts.extend(payloads)
+        self._trim()
+
+    def _trim(self) -> None:
+        horizon = time.monotonic() - self.window
+        while self._events and self._events[0][0] < horizon:
+            self._events.popleft()
+        while self._alerts and self._alerts[0] < horizon:
+            self._alerts.popleft()
+
+    def events_per_second(self, over: float = 10) -> float:
+        self._trim()
+        since = time.monotonic() - over
+        return sum(n for t, n in self._events if t >= since) / over
+
+    def alerts_per_minute(self) -> float:
+        self._trim()
+        return len(self._alerts) * 60 / self.window

@@ -397,6 +397,17 @@ class RedisStore:
                 start -= len(gone)
         return out
 
+    async def distribution(self, score: str, bins: Sequence[tuple[float, float]]) -> list[int]:
+        """How many ranked contacts have ``score`` in each ``[low, high)`` bin (no scans).
+
+        Contacts whose keys expired count until the leaderboard meets them.
+        """
+        key = board_key(self.namespace, score)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for low, high in bins:
+                pipe.zcount(key, low, f"({high}")
+            return [int(n) for n in await pipe.execute()]
+
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 

@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from mode import Service
 
+from stream_scorer.retry import retry
 from stream_scorer.settings import Settings
 from stream_scorer.store import KEY_PREFIX
 
@@ -112,10 +113,15 @@ class WebhookSink(Service):
             return
         for url in self.urls:
             key = delivered_key(url, alert_id)
-            if await self._redis_retry(lambda k=key: self.redis.exists(k)):
+            backoff = self.settings.redis_retry_max_backoff
+            if await retry("redis.webhook", lambda k=key: self.redis.exists(k), backoff):  # type: ignore[misc]
                 continue
             await self._post(url, alert_id, body)
-            await self._redis_retry(lambda k=key: self.redis.set(k, 1, px=self.keep_ms))
+            await retry(
+                "redis.webhook",
+                lambda k=key: self.redis.set(k, 1, px=self.keep_ms),  # type: ignore[misc]
+                backoff,
+            )
 
     async def _post(self, url: str, alert_id: str, body: bytes) -> None:
         assert self.session is not None
@@ -141,12 +147,3 @@ class WebhookSink(Service):
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.webhook_max_backoff)
-
-    async def _redis_retry(self, op: Any) -> Any:
-        delay = 0.1
-        while True:
-            try:
-                return await op()
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.redis_retry_max_backoff)

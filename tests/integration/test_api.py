@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from stream_scorer.alerts import alert_payload
 from stream_scorer.engine import explain, replay
 from stream_scorer.events import Event
 from stream_scorer.model import load_model
@@ -209,3 +214,70 @@ async def test_metrics_and_leaderboard_follow_what_the_worker_did(
     status, body = await _call(worker, "GET", "/leaderboard?limit=10")
     assert top not in [r["contact_id"] for r in body["contacts"]]
     assert len(body["contacts"]) == 10
+
+
+async def test_dashboard_in_headless_chromium(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "scripts/setup installs Debian's chromium for this test"
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
+    worker.start()
+    events = make_stream(MODEL, contacts=40, events=600, seed=61)
+    await produce(
+        worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
+    )
+    good = [e for e in events if e.type in MODEL.event_types]
+    states, crossings = replay(good, MODEL)
+    assert crossings
+    deadline = time.monotonic() + 60
+    while True:  # until the worker has scored and relayed everything
+        _, data = await _call(worker, "GET", "/dashboard/data")
+        if len(data["alerts"]) == min(20, len(crossings)) and data["top"]:
+            break
+        assert time.monotonic() < deadline, data
+        await asyncio.sleep(0.5)
+
+    url = f"http://127.0.0.1:{worker.port}/dashboard?token={TOKEN}"
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    common += ["--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'chrome'}"]
+    dom = (await asyncio.to_thread(_browse, [*common, "--dump-dom", url])).decode()
+    assert "b2b-default v1" in dom
+    assert re.search(r'id="status"[^>]*>updated ', dom), "the page loaded its data"
+    best = max(states, key=lambda c: (states[c].values["engagement"], c))
+    assert f"<td>{best}</td>" in dom or any(
+        f"<td>{c}</td>" in dom
+        for c in states
+        if states[c].values["engagement"] == states[best].values["engagement"]
+    ), "the top lead is listed"
+    last = json.loads(alert_payload(crossings[-1], MODEL))
+    assert f"<td>{last['contact_id']}</td>" in dom, "the latest alert is listed"
+    histogram = [int(n) for n in re.findall(r'<span class="count">(\d+)</span>', dom)]
+    assert sum(histogram) == len(states), "every scored contact is in the distribution"
+
+    shot = tmp_path / "dashboard.png"
+    await asyncio.to_thread(
+        _browse, [*common, "--window-size=1280,900", f"--screenshot={shot}", url]
+    )
+    png = await asyncio.to_thread(_keep, shot)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 10_000
+
+    # Without the token, neither the page nor its data.
+    assert (await _call(worker, "GET", "/dashboard", token=None))[0] == 401
+    assert (await _call(worker, "GET", "/dashboard/data", token=None))[0] == 401
+
+
+def _browse(command: list[str]) -> bytes:
+    return subprocess.run(command, capture_output=True, timeout=120, check=True).stdout
+
+
+def _keep(shot: Path) -> bytes:
+    """The screenshot's bytes, copied to ``$SCORER_TEST_ARTIFACTS`` when that is set."""
+    saved = os.environ.get("SCORER_TEST_ARTIFACTS")
+    if saved:
+        Path(saved).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(saved) / "dashboard.png")
+    print(f"dashboard screenshot: {shot}")
+    return shot.read_bytes()
