@@ -140,9 +140,13 @@ class EventsConsumer(Service):
         assert self.consumer is not None
         for tp in self.consumer.assignment():
             end = self.consumer.highwater(tp)
-            if end is not None:
+            if end is None:
+                continue
+            try:
                 position = await self.consumer.position(tp)
-                self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
+            except (IllegalStateError, KafkaError):  # revoked meanwhile: not ours to report
+                continue
+            self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
 
     async def _finish(
         self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int]
@@ -162,9 +166,9 @@ class EventsConsumer(Service):
         assert self.consumer is not None
         try:
             await self.consumer.commit(positions)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance took the partitions; Redis holds the position, so the
-            # next owner starts after this batch regardless.
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # A rebalance took the partitions, or the coordinator is away: Redis
+            # holds the position, so whoever reads next starts after this batch.
             log.info("commit skipped: error=%s", type(exc).__name__)
 
     async def start_positions(self, assigned: set[TopicPartition]) -> None:
