@@ -16,7 +16,8 @@
   events per second, alerts per minute, consumer lag, the score distribution,
   the top leads and the latest alerts. With a token, open it as
   ``/dashboard?token=<token>`` (query tokens are accepted on every route).
-- ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.metrics`).
+- ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.metrics`); like the
+  health checks, open without the token, for scrapers and probes.
 - ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
   worker owns partitions of the events topic (503 otherwise).
 """
@@ -70,12 +71,42 @@ def install(
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    @app.page("/events")
-    class Events(View):
-        async def post(self, request: Request) -> Response:
+    class Guarded(View):
+        """A view that needs the token when one is configured (health and metrics do not)."""
+
+        async def dispatch(self, request: Any) -> Any:
             denied = refused(self, request)
-            if denied is not None:
-                return denied
+            return denied if denied is not None else await super().dispatch(request)
+
+    def score_named(request: Request) -> str | None:
+        """The ``score`` query parameter (default: the model's first score), if the model has it."""
+        name = request.query.get("score") or next(iter(model.scores))
+        return name if name in model.scores else None
+
+    def no_such_score(view: View, request: Request) -> Response:
+        known = ", ".join(model.scores)
+        wanted = request.query.get("score")
+        return view.json({"error": f"no score {wanted!r} (known: {known})"}, status=404)
+
+    async def ranked(name: str, limit: int) -> list[dict[str, Any]]:
+        """The top ``limit`` contacts by score ``name``: value, display form and tiers."""
+        rows = []
+        for cid, state in await store.leaderboard(name, limit):
+            value = state.values.get(name, 0)
+            active = state.tiers.get(name, [])
+            rows.append(
+                {
+                    "contact_id": cid,
+                    "value": value,
+                    "display": model.display(name, value, state.attributes),
+                    "tiers": [t.name for t in model.scores[name].thresholds if t.name in active],
+                }
+            )
+        return rows
+
+    @app.page("/events")
+    class Events(Guarded):
+        async def post(self, request: Request) -> Response:
             http = cast(aiohttp.web.Request, request)  # Faust's web driver is aiohttp
             if (http.content_length or 0) > limit:
                 return self.json({"error": f"the body is over {limit} bytes"}, status=413)
@@ -105,11 +136,8 @@ def install(
             return self.json({"accepted": len(events)}, status=202)
 
     @app.page("/contacts/{contact_id}")
-    class Contact(View):
+    class Contact(Guarded):
         async def get(self, request: Request, contact_id: str) -> Response:
-            denied = refused(self, request)
-            if denied is not None:
-                return denied
             explained = await store.explain(contact_id)
             if explained is None:
                 return self.json({"error": f"no contact {contact_id!r}"}, status=404)
@@ -138,73 +166,39 @@ def install(
             return self.json({"contact_id": contact_id, "scores": scores})
 
     @app.page("/leaderboard")
-    class Leaderboard(View):
+    class Leaderboard(Guarded):
         async def get(self, request: Request) -> Response:
-            denied = refused(self, request)
-            if denied is not None:
-                return denied
-            name = request.query.get("score") or next(iter(model.scores))
-            if name not in model.scores:
-                known = ", ".join(model.scores)
-                return self.json({"error": f"no score {name!r} (known: {known})"}, status=404)
+            name = score_named(request)
+            if name is None:
+                return no_such_score(self, request)
             try:
                 limit = int(request.query.get("limit", "50"))
             except ValueError:
                 limit = 0
             if not 1 <= limit <= 500:
                 return self.json({"error": "limit must be a number from 1 to 500"}, status=400)
-            rows = []
-            for cid, state in await store.leaderboard(name, limit):
-                value = state.values.get(name, 0)
-                rows.append(
-                    {
-                        "contact_id": cid,
-                        "value": value,
-                        "display": model.display(name, value, state.attributes),
-                        "tiers": [
-                            t.name
-                            for t in model.scores[name].thresholds
-                            if t.name in state.tiers.get(name, [])
-                        ],
-                    }
-                )
+            rows = await ranked(name, limit)
             return self.json({"score": name, "contacts": rows})
 
     page = resources.files("stream_scorer").joinpath("web/dashboard.html").read_bytes()
 
     @app.page("/dashboard")
-    class Dashboard(View):
+    class Dashboard(Guarded):
         async def get(self, request: Request) -> Response:
-            denied = refused(self, request)
-            if denied is not None:
-                return denied
             return self.bytes(page, headers={"Content-Type": "text/html; charset=utf-8"})
 
     @app.page("/dashboard/data")
-    class DashboardData(View):
+    class DashboardData(Guarded):
         async def get(self, request: Request) -> Response:
-            denied = refused(self, request)
-            if denied is not None:
-                return denied
-            name = request.query.get("score") or next(iter(model.scores))
-            if name not in model.scores:
-                return self.json({"error": f"no score {name!r}"}, status=404)
+            name = score_named(request)
+            if name is None:
+                return no_such_score(self, request)
             score = model.scores[name]
             high = score.max if score.max is not None else max(100, score.min + 100)
             step = max(1, (high - score.min + 9) // 10)
-            edges = list(range(score.min, high + 1, step))
-            bins = [(lo, lo + step) for lo in edges if lo <= high]
+            bins = [(lo, lo + step) for lo in range(score.min, high + 1, step)]
             counts = await store.distribution(name, bins)
-            top = []
-            for cid, state in await store.leaderboard(name, 10):
-                value = state.values.get(name, 0)
-                top.append(
-                    {
-                        "contact_id": cid,
-                        "display": model.display(name, value, state.attributes),
-                        "tiers": state.tiers.get(name, []),
-                    }
-                )
+            top = await ranked(name, 10)
             activity = metrics.activity
             alerts = [json.loads(a) for a in reversed(activity.latest_alerts)]
             lag = sum(

@@ -64,10 +64,6 @@ class Scorer:
     async def _retry(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         return await retry(what, op, self.settings.redis_retry_max_backoff)
 
-    async def process(self, messages: Sequence[Message]) -> None:
-        """Score a batch of messages, relay the alerts."""
-        await self.relay(await self.score(messages))
-
     async def score(self, messages: Sequence[Message]) -> Sequence[PendingAlert]:
         """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
         start = time.perf_counter()

@@ -384,14 +384,17 @@ class RedisStore:
             if not ranked:
                 break
             start += len(ranked)
+            cids = [raw.decode() for raw in ranked]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for cid in cids:
+                    pipe.hget(contact_keys(cid)[0], "s")
+                bodies: list[bytes | None] = await pipe.execute()
             gone = []
-            for raw in ranked:
-                cid = raw.decode()
-                state = await self.read_state(cid)
-                if state is None:
+            for cid, body in zip(cids, bodies, strict=True):
+                if body is None:
                     gone.append(cid)
                 elif len(out) < limit:
-                    out.append((cid, state))
+                    out.append((cid, self._decode(body)))
             if gone:
                 await self._redis.zrem(key, *gone)
                 start -= len(gone)

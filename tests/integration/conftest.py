@@ -6,7 +6,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_scorer import devservices
+from stream_scorer.events import Event
 from stream_scorer.settings import Settings
 
 from ..conftest import Services
@@ -96,6 +97,11 @@ def make_worker(made: list[Worker], services: Services, tmp: Path, **overrides: 
     w = Worker(settings=settings, env=env, log=tmp / f"worker-{len(made)}.log")
     made.append(w)
     return w
+
+
+def encoded(events: Sequence[Event]) -> list[tuple[bytes | None, bytes]]:
+    """Events as Kafka messages: keyed by contact, the native JSON as the value."""
+    return [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
 
 
 async def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:

@@ -17,7 +17,7 @@ from stream_scorer.engine import replay
 from stream_scorer.model import load_model
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, produce
+from .conftest import Worker, encoded, make_worker, produce
 from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
@@ -55,9 +55,7 @@ async def test_alerts_tail_prints_every_alert_as_json_and_as_text(
     as_json = _tail(worker, "--json", "--from-beginning", out=tmp_path / "json.out")
     as_text = _tail(worker, "--from-beginning", out=tmp_path / "text.out")
     try:
-        await produce(
-            worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
-        )
+        await produce(worker.settings, encoded(events))
         json_lines = await _lines(tmp_path / "json.out", len(crossings))
         text_lines = await _lines(tmp_path / "text.out", len(crossings))
     finally:

@@ -22,7 +22,7 @@ from stream_scorer.events import Event
 from stream_scorer.model import load_model
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, produce, read_topic
+from .conftest import Worker, encoded, make_worker, produce, read_topic
 from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
@@ -152,10 +152,7 @@ async def test_metrics_and_leaderboard_follow_what_the_worker_did(
     worker.start()
     events = make_stream(MODEL, contacts=40, events=400, seed=41)
     good = [e for e in events if e.type in MODEL.event_types]
-    messages: list[tuple[bytes | None, bytes]] = [
-        (e.contact_id.encode(), e.model_dump_json().encode()) for e in events
-    ]
-    messages += [(b"c-x", b"{broken"), (b"c-x", b"{broken too")]
+    messages = [*encoded(events), (b"c-x", b"{broken"), (b"c-x", b"{broken too")]
     await produce(worker.settings, messages)
     _, crossings = replay(good, MODEL)
     want_alerts: dict[tuple[str, str, str], int] = {}
@@ -225,9 +222,7 @@ async def test_dashboard_in_headless_chromium(
     worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
     worker.start()
     events = make_stream(MODEL, contacts=40, events=600, seed=61)
-    await produce(
-        worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
-    )
+    await produce(worker.settings, encoded(events))
     good = [e for e in events if e.type in MODEL.event_types]
     states, crossings = replay(good, MODEL)
     assert crossings

@@ -13,7 +13,7 @@ import pytest
 from stream_scorer.events import Event
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, produce, read_topic
+from .conftest import Worker, encoded, make_worker, produce, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +56,7 @@ async def test_expiring_points_cross_down_once_without_new_events(
             occurred_at=now + timedelta(milliseconds=10),
         ),
     ]
-    await produce(
-        worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
-    )
+    await produce(worker.settings, encoded(events))
     # 55 points: up at once; after 6 s the demo's 30 points expire, 25 < 40: down.
     deadline = time.monotonic() + 6 + 1 + 20  # expiry, one sweep interval, generous slack
     alerts: list[dict[str, object]] = []

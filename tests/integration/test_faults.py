@@ -29,7 +29,7 @@ from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.store import RedisStore, progress_key
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, produce, read_topic
+from .conftest import Worker, encoded, make_worker, produce, read_topic
 from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
@@ -97,10 +97,6 @@ def alert_ids(records: list[bytes]) -> set[str]:
 
 def engine_alert_ids(events: list[Event], model: ScoringModel) -> set[str]:
     return {c.alert_id for c in replay(known(events, model), model)[1]}
-
-
-def encoded(events: list[Event]) -> list[tuple[bytes | None, bytes]]:
-    return [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
 
 
 async def wait_until_some_progress(redis_client: aioredis.Redis, contacts: int) -> None:

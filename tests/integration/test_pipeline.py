@@ -19,7 +19,7 @@ from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.store import RedisStore, contact_keys
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, produce, read_topic
+from .conftest import Worker, encoded, make_worker, produce, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +115,7 @@ async def test_thousand_events_exact_scores_and_alerts(
     assert any(c.direction == "down" for c in expected_crossings)
 
     worker.start()
-    await produce(
-        worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
-    )
+    await produce(worker.settings, encoded(events))
     store = RedisStore(redis_client, model, ttl_seconds=3600)
     got = await wait_until_scored(store, redis_client, expected_states)
 

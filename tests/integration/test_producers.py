@@ -30,18 +30,20 @@ pytestmark = pytest.mark.integration
 MODEL = load_model("config/scoring.yaml")
 
 
-async def _scored(store: RedisStore, events: list[Event], wait: float = 90) -> None:
-    """Until Redis holds the engine's state for every contact of ``events``."""
+async def _scored(
+    store: RedisStore, events: list[Event], wait: float = 90
+) -> tuple[dict[str, object], dict[str, object]]:
+    """Redis's states of the contacts of ``events`` and the engine's, once equal (or time's up)."""
     states, _ = replay([e for e in events if e.type in MODEL.event_types], MODEL)
+    want = {cid: state.to_json() for cid, state in states.items()}
     deadline = time.monotonic() + wait
     while True:
-        got = {cid: await store.read_state(cid) for cid in states}
-        if all(
-            g is not None and g.to_json() == s.to_json()
-            for (cid, s), g in zip(states.items(), got.values(), strict=True)
-        ):
-            return
-        assert time.monotonic() < deadline, "the worker did not score the produced events"
+        got: dict[str, object] = {}
+        for cid in want:
+            state = await store.read_state(cid)
+            got[cid] = None if state is None else state.to_json()
+        if got == want or time.monotonic() > deadline:
+            return got, want
         await asyncio.sleep(0.5)
 
 
@@ -62,7 +64,8 @@ async def test_client_validates_and_publishes_keyed_by_contact(
     records = await read_topic(services.kafka_bootstrap, worker.settings.events_topic)
     assert len(records) == len(events)
     assert all(json.loads(v)["contact_id"].encode() == k for k, v, _ in records)
-    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+    got, want = await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+    assert got == want, "the worker scored the produced events as the engine does"
 
 
 def _run_produce(worker: Worker, path: Path) -> subprocess.CompletedProcess[str]:
@@ -99,7 +102,8 @@ async def test_produce_a_json_lines_file_with_bad_lines(
     assert sorted(json.loads(v)["event_id"] for _, v, _ in records) == sorted(
         e.event_id for e in events
     )
-    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+    got, want = await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+    assert got == want, "the worker scored the produced events as the engine does"
 
 
 async def test_produce_a_csv_file(
@@ -124,7 +128,8 @@ async def test_produce_a_csv_file(
     result = _run_produce(worker, path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"sent {len(events)}, rejected 0" in result.stdout
-    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+    got, want = await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), events)
+    assert got == want, "the worker scored the produced events as the engine does"
 
 
 async def test_segment_and_cloudevents_are_scored_like_native_events(
@@ -194,4 +199,10 @@ async def test_segment_and_cloudevents_are_scored_like_native_events(
         )
     finally:
         await producer.stop()
-    await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), native)
+    got, want = await _scored(RedisStore(redis_client, MODEL, ttl_seconds=3600), native)
+    assert got == want, "scored as the native events would be"
+    state = got["fmt-1"]
+    assert isinstance(state, dict)
+    assert state["attributes"]["job_title"] == "VP Sales"  # from the Segment identify
+    awarded = {a["event_id"] for a in state["awards"]}
+    assert awarded == {"c-1", "c-2"}  # the structured and the binary CloudEvent

@@ -21,7 +21,7 @@ from stream_scorer.model import load_model
 from stream_scorer.webhooks import signature
 
 from ..conftest import Services
-from .conftest import Worker, make_worker, produce
+from .conftest import Worker, encoded, make_worker, produce
 from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
@@ -81,9 +81,7 @@ async def test_every_alert_reaches_every_url_once_signed_and_retried(
         )
         proc = worker.start()
         events = make_stream(MODEL, contacts=60, events=1_500, seed=51)
-        await produce(
-            worker.settings, [(e.contact_id.encode(), e.model_dump_json().encode()) for e in events]
-        )
+        await produce(worker.settings, encoded(events))
         known = [e for e in events if e.type in MODEL.event_types]
         want = {c.alert_id for c in replay(known, MODEL)[1]}
         assert want
