@@ -74,6 +74,9 @@ class EventsConsumer(Service):
         self._finishing: asyncio.Task[None] | None = None
         # Start positions taken from Redis, to commit once the rebalance is over.
         self._starts: dict[TopicPartition, int] = {}
+        # Per partition, the recorded position: records below it were fetched before
+        # the seek to it took effect, and are already applied.
+        self._floor: dict[TopicPartition, int] = {}
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -119,6 +122,7 @@ class EventsConsumer(Service):
                 return  # the worker is stopping
             if self._starts:
                 await self._commit_starts()
+            batch = self._above_floor(batch)
             if not batch:
                 continue
             async with self._batch_lock:
@@ -135,6 +139,22 @@ class EventsConsumer(Service):
                 # One batch finishes at a time, in order; an error surfaces here.
                 await self.finished()
                 self._finishing = asyncio.ensure_future(self._finish(pending, positions))
+
+    def _above_floor(
+        self, batch: dict[TopicPartition, list[Any]]
+    ) -> dict[TopicPartition, list[Any]]:
+        if not self._floor:
+            return batch
+        kept = {}
+        for tp, records in batch.items():
+            floor = self._floor.get(tp)
+            if floor is not None:
+                records = [r for r in records if r.offset >= floor]
+                if records:
+                    del self._floor[tp]  # the seek took effect
+            if records:
+                kept[tp] = records
+        return kept
 
     async def _measure_lag(self) -> None:
         assert self.consumer is not None
@@ -197,6 +217,7 @@ class EventsConsumer(Service):
                     position,
                 )
             self.consumer.seek(tp, position)
+            self._floor[tp] = position
             if committed != position:
                 seeks[tp] = position
         self._starts = seeks  # committed by the loop, so lag monitors see the truth
