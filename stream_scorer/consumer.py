@@ -132,8 +132,8 @@ class EventsConsumer(Service):
                     for r in records
                 ]
                 pending = await self.score(messages)
-                await self._measure_lag()
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                self._measure_lag(positions)
                 for tp in positions:
                     self._starts.pop(tp, None)  # superseded: never commit backwards
                 # One batch finishes at a time, in order; an error surfaces here.
@@ -156,17 +156,17 @@ class EventsConsumer(Service):
                 kept[tp] = records
         return kept
 
-    async def _measure_lag(self) -> None:
+    def _measure_lag(self, positions: dict[TopicPartition, int]) -> None:
+        """Lag of the partitions in a batch: their end minus where the batch stopped.
+
+        No awaits: asking the consumer for positions while a rebalance is under
+        way can wait on the very coordinator that is running our listener.
+        """
         assert self.consumer is not None
-        for tp in self.consumer.assignment():
+        for tp, position in positions.items():
             end = self.consumer.highwater(tp)
-            if end is None:
-                continue
-            try:
-                position = await self.consumer.position(tp)
-            except (IllegalStateError, KafkaError):  # revoked meanwhile: not ours to report
-                continue
-            self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
+            if end is not None:
+                self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
 
     async def _finish(
         self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int]
