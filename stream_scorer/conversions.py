@@ -1,0 +1,73 @@
+"""Conversions: which contacts became customers, and when.
+
+The outcome that backtests, evaluations and tuning measure a model against.
+A conversions file is CSV (``contact_id,converted_at`` columns, others
+ignored) or JSON Lines (objects with those two keys). ``converted_at`` is an
+RFC 3339 time; contacts absent from the file did not convert. A contact
+listed twice converted at its earliest time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stream_scorer.errors import ScorerError
+from stream_scorer.events import epoch_ms
+
+
+class ConversionsError(ScorerError):
+    """A conversions file could not be read; the message names the line."""
+
+
+def parse_time(value: Any, place: str) -> int:
+    """An RFC 3339 time (``Z`` or an offset) as epoch milliseconds."""
+    if not isinstance(value, str) or len(value) < 16:
+        raise ConversionsError(f"{place}: {value!r} is not an RFC 3339 time")
+    try:
+        ts = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ConversionsError(f"{place}: {value!r} is not an RFC 3339 time") from None
+    if ts.tzinfo is None:
+        raise ConversionsError(f"{place}: {value!r} has no UTC offset (add Z)")
+    return epoch_ms(ts)
+
+
+def _rows(path: Path) -> Iterator[tuple[int, Any]]:
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"contact_id", "converted_at"} - set(reader.fieldnames or ())
+            if missing:
+                raise ConversionsError(f"{path}: no column {', '.join(sorted(missing))}")
+            for row in reader:
+                yield reader.line_num, row
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except ValueError as exc:
+                raise ConversionsError(f"{path}:{number}: {exc}") from None
+
+
+def read_conversions(path: Path) -> dict[str, int]:
+    """Contact id to conversion time (epoch ms) from a CSV or JSON Lines file."""
+    out: dict[str, int] = {}
+    for number, row in _rows(path):
+        place = f"{path}:{number}"
+        if not isinstance(row, dict):
+            raise ConversionsError(f"{place}: expected an object with contact_id and converted_at")
+        contact = row.get("contact_id")
+        if not isinstance(contact, str) or not contact:
+            raise ConversionsError(f"{place}: contact_id is missing")
+        at = parse_time(row.get("converted_at"), f"{place}: converted_at")
+        if contact not in out or at < out[contact]:
+            out[contact] = at
+    return out
