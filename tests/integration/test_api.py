@@ -23,8 +23,8 @@ from stream_scorer.events import Event
 from stream_scorer.model import load_model
 
 from ..conftest import Services
+from ..unit.scenario import make_stream
 from .conftest import Worker, encoded, make_worker, produce, read_topic
-from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.store import RedisStore, progress_key
 
 from ..conftest import Services
+from ..unit.scenario import make_stream
 from .conftest import Worker, encoded, make_worker, produce, read_topic
-from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
 

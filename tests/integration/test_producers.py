@@ -22,8 +22,8 @@ from stream_scorer.model import load_model
 from stream_scorer.store import RedisStore
 
 from ..conftest import Services
+from ..unit.scenario import make_stream
 from .conftest import Worker, make_worker, read_topic
-from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
 

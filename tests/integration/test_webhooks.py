@@ -21,8 +21,8 @@ from stream_scorer.model import load_model
 from stream_scorer.webhooks import signature
 
 from ..conftest import Services
+from ..unit.scenario import make_stream
 from .conftest import Worker, encoded, make_worker, produce
-from .test_pipeline import make_stream
 
 pytestmark = pytest.mark.integration
 
