@@ -8,13 +8,16 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stream_scorer.errors import ConfigError, ModelError
+from stream_scorer.errors import ConfigError, ModelError, ScorerError
 from stream_scorer.model import ScoringModel, load_model
 from stream_scorer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from stream_scorer.backtest import History
 
 cli = typer.Typer(
     help="Real-time, explainable lead scoring on Kafka and Redis.",
@@ -139,6 +142,204 @@ def produce(
     for line in examples:
         typer.echo(line)
     raise typer.Exit(1 if rejected else 0)
+
+
+def _conversions(path: Path | None) -> dict[str, int] | None:
+    from stream_scorer.conversions import ConversionsError, read_conversions
+
+    if path is None:
+        return None
+    try:
+        return read_conversions(path)
+    except (ConversionsError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _instant(value: str | None, option: str) -> int | None:
+    from stream_scorer.conversions import ConversionsError, parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value, option)
+    except ConversionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _history(events: Path, model: ScoringModel) -> History:
+    from stream_scorer.backtest import read_history
+
+    if not events.is_file():
+        typer.echo(f"error: {events} is not a file", err=True)
+        raise typer.Exit(2)
+    size = events.stat().st_size
+    with typer.progressbar(length=size, label=f"reading {events.name}", file=sys.stderr) as bar:
+        done = 0
+
+        def progress(position: int) -> None:
+            nonlocal done
+            bar.update(position - done)
+            done = position
+
+        history = read_history(events, model, progress)
+    rejected = sum(history.rejected.values())
+    if rejected:
+        typer.echo(f"rejected {rejected} line(s):", err=True)
+        for reason, count in sorted(history.rejected.items()):
+            typer.echo(f"  {reason}: {count}", err=True)
+        for line in history.examples:
+            typer.echo(f"  {line}", err=True)
+    return history
+
+
+@cli.command()
+def backtest(
+    model_path: Annotated[Path, typer.Option("--model", help="Model file.")],
+    events: Annotated[Path, typer.Option(help="Event history: JSON Lines (.jsonl) or CSV.")],
+    out: Annotated[Path, typer.Option(help="Directory for scores.jsonl and alerts.jsonl.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Score as of this RFC 3339 time (default: the last event's time)."),
+    ] = None,
+    conversions: Annotated[
+        Path | None,
+        typer.Option(help="contact_id,converted_at file: score converters just before converting."),
+    ] = None,
+) -> None:
+    """Replay history through a model (no Kafka, no Redis) and write each contact's scores.
+
+    Writes DIR/scores.jsonl (one contact per line, with the awards that explain
+    its scores), DIR/alerts.jsonl (every crossing, as the live path publishes
+    it) and DIR/backtest.json (the run's summary).
+    """
+    import time
+
+    from stream_scorer.backtest import run_backtest, write_backtest
+
+    model = _model(model_path)
+    cutoff = _instant(as_of, "--as-of")
+    converted = _conversions(conversions)
+    started = time.perf_counter()
+    history = _history(events, model)
+    result = run_backtest(model, history.events, history.times, as_of=cutoff, conversions=converted)
+    meta = write_backtest(result, out, history)
+    took = time.perf_counter() - started
+    rate = len(history.events) / took if took > 0 else 0.0
+    typer.echo(
+        f"{meta['applied']} events applied ({meta['rejected']} rejected), "
+        f"{meta['contacts']} contacts, {meta['alerts']} alerts as of {meta['as_of']} "
+        f"in {took:.1f} s ({rate:,.0f} events/s) -> {out}"
+    )
+
+
+@cli.command()
+def tune(
+    model_path: Annotated[Path, typer.Option("--model", help="The model to re-weight.")],
+    events: Annotated[Path, typer.Option(help="Event history: JSON Lines (.jsonl) or CSV.")],
+    conversions: Annotated[Path, typer.Option(help="contact_id,converted_at (CSV or JSONL).")],
+    out: Annotated[Path, typer.Option(help="Where to write the tuned model (YAML).")],
+    holdout: Annotated[
+        float,
+        typer.Option(help="Share of contacts held out to compare old and new.", min=0.05, max=0.9),
+    ] = 0.3,
+    l2: Annotated[
+        float, typer.Option(help="L2 penalty of the logistic regression.", min=0.0)
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
+) -> None:
+    """Fit new points for the model's rules from history and conversions; write a new model.
+
+    Rules keep their conditions, expiry, caps and once/frequency settings; only
+    points (and caps given in points) change, scaled to the score's range, and
+    thresholds move so each tier keeps its share of contacts. Prints the
+    held-out AUC of the old and the new model.
+    """
+    from stream_scorer.model import read_document
+    from stream_scorer.tune import dump_model
+    from stream_scorer.tune import tune as fit
+
+    model = _model(model_path)
+    converted = _conversions(conversions)
+    assert converted is not None
+    history = _history(events, model)
+    document = read_document(model_path.read_text(encoding="utf-8"))
+    try:
+        tuning = fit(
+            model, document, history.events, history.times, converted,
+            holdout=holdout, seed=seed, l2=l2,
+        )  # fmt: skip
+    except ScorerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    out.write_text(dump_model(tuning, events.name))
+    for report in tuning.scores:
+        typer.echo(
+            f"{report.score}: trained on {report.train} contacts, held out {report.test} "
+            f"({report.test_converters} converted)"
+        )
+        typer.echo(f"  {'rule':<24} {'old':>5} {'new':>5}  weight (log-odds per award)")
+        for rule, old, new, weight in zip(
+            report.rules, report.old_points, report.new_points, report.weights, strict=True
+        ):
+            typer.echo(f"  {rule:<24} {old:>5} {new:>5}  {weight:+.3f}")
+        for name, old_at, new_at in report.thresholds:
+            typer.echo(f"  threshold {name}: {old_at} -> {new_at} (same share of contacts)")
+        typer.echo(
+            f"  held-out AUC: old {report.auc_old:.3f}, new {report.auc_new:.3f} "
+            f"({report.auc_new - report.auc_old:+.3f})"
+        )
+    typer.echo(f"wrote {out}")
+
+
+@cli.command()
+def evaluate(
+    scores: Annotated[Path, typer.Option(help="scores.jsonl written by backtest.")],
+    conversions: Annotated[Path, typer.Option(help="contact_id,converted_at (CSV or JSONL).")],
+    out: Annotated[Path, typer.Option(help="Directory for report.json and report.html.")],
+    score: Annotated[
+        str | None, typer.Option(help="Which score (default: the model's first).")
+    ] = None,
+    meta: Annotated[
+        Path | None, typer.Option(help="backtest.json (default: next to the scores file).")
+    ] = None,
+) -> None:
+    """How well scores predicted conversions: report.json and a self-contained report.html."""
+    from stream_scorer.evaluate import evaluate as assess
+    from stream_scorer.evaluate import read_meta, read_scores
+    from stream_scorer.report import write_report
+
+    converted = _conversions(conversions)
+    assert converted is not None
+    try:
+        rows = read_scores(scores)
+        summary = read_meta(meta or scores.with_name("backtest.json"))
+        report = assess(rows, converted, summary, score)
+    except (ScorerError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    json_path, html_path = write_report(report, out)
+    typer.echo(f"wrote {json_path} and {html_path}")
+
+
+@cli.command()
+def simulate(
+    contacts: Annotated[int, typer.Option(help="How many contacts.", min=1)] = 10_000,
+    days: Annotated[int, typer.Option(help="How many days of history.", min=1)] = 180,
+    out: Annotated[
+        Path, typer.Option(help="Directory for events.jsonl and conversions.csv.")
+    ] = Path("simulated"),
+    seed: Annotated[int, typer.Option(help="Same seed, same files.")] = 0,
+) -> None:
+    """Generate synthetic engagement histories with hidden propensities and conversions."""
+    from stream_scorer.simulate import simulate as generate
+
+    result = generate(contacts, days, out, seed=seed)
+    typer.echo(
+        f"{result.contacts} contacts over {result.days} days: {result.events} events, "
+        f"{result.conversions} conversions -> {out}"
+    )
 
 
 class SchemaKind(StrEnum):

@@ -12,7 +12,7 @@ from stream_scorer.model.compiled import (
     compile_model,
 )
 from stream_scorer.model.conditions import ConditionError, compile_condition
-from stream_scorer.model.loader import load_model, parse_model
+from stream_scorer.model.loader import load_model, parse_model, read_document, write_document
 from stream_scorer.model.spec import ModelSpec, Threshold, parse_duration
 
 __all__ = [
@@ -28,4 +28,6 @@ __all__ = [
     "load_model",
     "parse_duration",
     "parse_model",
+    "read_document",
+    "write_document",
 ]

@@ -67,6 +67,23 @@ def place(loc: tuple[Any, ...]) -> str:
     return text or "(top)"
 
 
+class _Yaml12Dumper(yaml.SafeDumper):
+    """SafeDumper that, like the loader, leaves ``on``/``no``/``yes`` unquoted."""
+
+
+_Yaml12Dumper.yaml_implicit_resolvers = _Yaml12Loader.yaml_implicit_resolvers
+
+
+def write_document(data: Any) -> str:
+    """Plain data as model YAML, in the order given."""
+    return yaml.dump(data, Dumper=_Yaml12Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def read_document(text: str) -> Any:
+    """Model text as plain data, read as YAML 1.2 (``on``/``no`` stay strings) like the model."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass
+
+
 def parse_model(text: str, source: str = "<model>") -> ScoringModel:
     """Validate model text; raise :class:`ModelError` listing every problem."""
     try:
