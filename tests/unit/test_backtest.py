@@ -115,7 +115,7 @@ def test_as_of_ignores_later_events_and_counts_expiry_up_to_it() -> None:
     assert expired.states["c1"].values["engagement"] == 0
     assert expired.cutoffs["c1"] == times[0] + 31 * DAY
     row = score_row("c1", expired.states["c1"], MODEL, expired.cutoffs["c1"])
-    assert row["as_of"] == "2026-04-01T00:00:00Z"
+    assert row["as_of"] == "2026-04-01T00:00:00.000Z"
     assert row["awards"] == []
 
 
@@ -185,7 +185,7 @@ def test_the_cli_reads_csv_and_a_cut_off(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert row["scores"] == {"engagement": 11}
-    assert row["as_of"] == "2026-03-02T00:00:00Z"
+    assert row["as_of"] == "2026-03-02T00:00:00.000Z"
 
 
 @pytest.mark.parametrize(

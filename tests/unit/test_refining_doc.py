@@ -47,7 +47,7 @@ def test_the_walk_through_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for run in ("current", "tuned", "may"):
         assert (tmp_path / "review" / run / "scores.jsonl").stat().st_size > 0
     may = json.loads((tmp_path / "review" / "may" / "backtest.json").read_text())
-    assert may["as_of"] == "2026-05-01T00:00:00Z"
+    assert may["as_of"] == "2026-05-01T00:00:00.000Z"
     assert may["point_in_time"] == "as_of"
     current = json.loads((tmp_path / "review" / "current" / "report.json").read_text())
     assert current["point_in_time"] == "before_conversion"
