@@ -15,13 +15,17 @@ CloudEvents lines).
 
 from __future__ import annotations
 
+import heapq
 import json
+import multiprocessing
 import re
+import zlib
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,11 +34,10 @@ import msgspec
 from stream_scorer.alerts import alert_payload
 from stream_scorer.client import read_events
 from stream_scorer.engine import ContactState, Crossing, advance_in_place, explain, replay
-from stream_scorer.errors import InvalidEvent
+from stream_scorer.errors import BacktestError, InvalidEvent
 from stream_scorer.events import (
     CONTACT_ID_PATTERN,
     EPOCH,
-    EVENT_TYPE_PATTERN,
     ONE_MS,
     Event,
     decode_event,
@@ -58,7 +61,33 @@ class _Line(msgspec.Struct, gc=False):
 
 # ``$`` would also match before a trailing newline; the wire validator does not.
 _CONTACT = re.compile(CONTACT_ID_PATTERN.removesuffix("$") + r"\Z")
-_TYPE = re.compile(EVENT_TYPE_PATTERN.removesuffix("$") + r"\Z")
+_KEY = b'"contact_id"'
+
+
+def _route(line: bytes) -> bytes | None:
+    """The raw contact id of a native line, found without decoding it, to share lines.
+
+    None when only decoding can tell: no such key, an escape, the key twice
+    (once inside properties), or other spacing than ``json.dumps`` writes.
+    """
+    at = line.find(_KEY)
+    if at < 0:
+        return None
+    start = at + 12
+    if line.startswith(b':"', start):
+        start += 2
+    elif line.startswith(b': "', start):
+        start += 3
+    else:
+        return None
+    end = line.find(b'"', start)
+    if end <= start or line.find(b"\\", start, end) >= 0 or line.find(_KEY, end) >= 0:
+        return None
+    return line[start:end]
+
+
+def _share_of(contact: bytes, shares: int) -> int:
+    return zlib.crc32(contact) % shares
 
 
 @dataclass
@@ -68,12 +97,12 @@ class History:
     events: list[Event]
     times: list[int]
     rejected: Counter[str] = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
+    examples: list[tuple[int, str]] = field(default_factory=list)
 
     def reject(self, number: int, error: InvalidEvent) -> None:
         self.rejected[error.reason] += 1
         if len(self.examples) < EXAMPLES:
-            self.examples.append(f"line {number}: {error}")
+            self.examples.append((number, f"line {number}: {error}"))
 
 
 def _fast_lines(path: Path, progress: Callable[[int], None] | None) -> Iterator[tuple[int, bytes]]:
@@ -90,12 +119,15 @@ def read_history(
     path: Path,
     model: ScoringModel,
     progress: Callable[[int], None] | None = None,
+    share: tuple[int, int] | None = None,
 ) -> History:
     """Every valid event of a JSON Lines or CSV file, sorted by event time (stably).
 
     Events of types no rule scores are rejected as ``unknown_type``, as the
     live worker dead-letters them by default. ``progress`` is given the bytes
-    read so far.
+    read so far. With ``share=(i, n)`` (JSON Lines only), only the events of
+    contacts in share ``i`` of ``n`` are kept, and only lines of that share are
+    decoded: ``n`` processes each read the file and split the work.
     """
     known = model.event_types
     events: list[Event] = []
@@ -116,10 +148,14 @@ def read_history(
         decode = msgspec.json.Decoder(_Line).decode
         contacts: set[str] = set()
         event_ids_ok = _event_id_ok
+        mine, shares = share if share is not None else (0, 1)
         for number, raw in _fast_lines(path, progress):
             if not raw.strip():
                 continue
             line = raw.rstrip(b"\r\n")
+            routed = _route(line) if shares > 1 else b""
+            if routed and _share_of(routed, shares) != mine:
+                continue
             event: Event | None = None
             if b'"specversion"' not in line and b'"messageId"' not in line:
                 try:
@@ -138,11 +174,14 @@ def read_history(
                 try:
                     event = decode_event(line, max_bytes=1 << 30)
                 except InvalidEvent as exc:
-                    history.reject(number, exc)
+                    if routed is not None or number % shares == mine:  # counted once
+                        history.reject(number, exc)
                     continue
-                if event.type not in known:
-                    history.reject(number, _unknown(event.type))
-                    continue
+            if routed is None and _share_of(event.contact_id.encode(), shares) != mine:
+                continue  # another process's contact
+            if event.type not in known:
+                history.reject(number, _unknown(event.type))
+                continue
             events.append(event)
             times.append((event.occurred_at - EPOCH) // ONE_MS)
     if any(times[i] > times[i + 1] for i in range(len(times) - 1)):
@@ -210,7 +249,7 @@ def run_backtest(
     for contact, state in states.items():
         cutoffs[contact] = at = cutoff(contact)
         crossings.extend(advance_in_place(state, at, model, contact).crossings)
-    crossings.sort(key=lambda c: c.at)
+    crossings.sort(key=_alert_order)
     return Backtest(
         model,
         states,
@@ -220,6 +259,11 @@ def run_backtest(
         "before_conversion" if converted else "as_of",
         len(kept),
     )
+
+
+def _alert_order(crossing: Crossing) -> tuple[int, str]:
+    """Alerts in time order; a contact's alerts at one instant stay in the engine's order."""
+    return crossing.at, crossing.contact_id
 
 
 def _upper(times: list[int], limit: int) -> int:
@@ -302,26 +346,173 @@ def model_summary(model: ScoringModel) -> dict[str, Any]:
     }
 
 
-def write_backtest(result: Backtest, out: Path, history: History) -> dict[str, Any]:
-    """Write ``scores.jsonl``, ``alerts.jsonl`` and ``backtest.json``; return the last."""
-    out.mkdir(parents=True, exist_ok=True)
+#: Score lines by contact id, alert lines by (time, contact id): both ready to merge.
+ScoreLines = list[tuple[str, bytes]]
+AlertLines = list[tuple[tuple[int, str], bytes]]
+
+
+def _encoded(result: Backtest) -> tuple[ScoreLines, AlertLines]:
     encode = msgspec.json.Encoder().encode
+    scores = [(row["contact_id"], encode(row) + b"\n") for row in rows(result)]
+    alerts = [(_alert_order(c), alert_payload(c, result.model) + b"\n") for c in result.crossings]
+    return scores, alerts
+
+
+@dataclass
+class _Part:
+    """What one process of a parallel backtest found."""
+
+    scores: ScoreLines
+    alerts: AlertLines
+    events: int
+    applied: int
+    rejected: Counter[str]
+    examples: list[tuple[int, str]]
+
+
+def _run_part(
+    history: History,
+    model: ScoringModel,
+    as_of: int | None,
+    conversions: Mapping[str, int] | None,
+) -> tuple[_Part, Backtest]:
+    result = run_backtest(
+        model, history.events, history.times, as_of=as_of, conversions=conversions
+    )
+    scores, alerts = _encoded(result)
+    part = _Part(
+        scores, alerts, len(history.events), result.events, history.rejected, history.examples
+    )
+    return part, result
+
+
+def _child(
+    conn: Connection,
+    path: Path,
+    model: ScoringModel,
+    share: tuple[int, int],
+    conversions: Mapping[str, int] | None,
+    position: Any,
+) -> None:
+    """One process of a parallel backtest: read its share, report its last time, then score."""
+    try:
+
+        def progress(at: int) -> None:
+            position.value = at
+
+        history = read_history(path, model, progress, share=share)
+        conn.send(("read", history.times[-1] if history.times else None))
+        as_of: int = conn.recv()
+        part, _ = _run_part(history, model, as_of, conversions)
+        conn.send(("done", part))
+    except BaseException as exc:  # reported to the parent, which raises
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _parallel(
+    path: Path,
+    model: ScoringModel,
+    jobs: int,
+    as_of: int | None,
+    conversions: Mapping[str, int] | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[list[_Part], int]:
+    """Parts scored by ``jobs`` forked processes, each owning the contacts of one share."""
+    context = multiprocessing.get_context("fork")  # the model is inherited, not pickled
+    positions = [context.Value("q", 0, lock=False) for _ in range(jobs)]
+    pipes = [context.Pipe() for _ in range(jobs)]
+    processes = [
+        context.Process(
+            target=_child,
+            args=(pipes[i][1], path, model, (i, jobs), conversions, positions[i]),
+            daemon=True,
+        )
+        for i in range(jobs)
+    ]
+    for process in processes:
+        process.start()
+    for _, child_end in pipes:
+        child_end.close()
+    try:
+
+        def receive(conn: Connection, kind: str) -> Any:
+            while not conn.poll(0.1):
+                if progress is not None:
+                    progress(min(int(p.value) for p in positions))
+            try:
+                got, value = conn.recv()
+            except EOFError:
+                raise BacktestError("a backtest process ended without a result") from None
+            if got == "error":
+                raise BacktestError(f"a backtest process failed: {value}")
+            assert got == kind, got
+            return value
+
+        lasts = [receive(parent, "read") for parent, _ in pipes]
+        if progress is not None:
+            progress(path.stat().st_size)
+        if as_of is None:
+            known = [t for t in lasts if t is not None]
+            as_of = max(known) if known else 0
+        for parent, _ in pipes:
+            parent.send(as_of)
+        parts: list[_Part] = [receive(parent, "done") for parent, _ in pipes]
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    return parts, as_of
+
+
+def backtest_file(
+    path: Path,
+    model: ScoringModel,
+    out: Path,
+    *,
+    as_of: int | None = None,
+    conversions: Mapping[str, int] | None = None,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Backtest an event file into ``out``; the summary and the first rejected lines.
+
+    With ``jobs`` > 1 and JSON Lines, that many processes share the contacts;
+    the files written are the same byte for byte.
+    """
+    if jobs > 1 and path.suffix.lower() != ".csv":
+        parts, as_of = _parallel(path, model, jobs, as_of, conversions, progress)
+    else:
+        history = read_history(path, model, progress)
+        part, result = _run_part(history, model, as_of, conversions)
+        parts, as_of = [part], result.as_of
+    out.mkdir(parents=True, exist_ok=True)
     with (out / "scores.jsonl").open("wb") as handle:
-        for row in rows(result):
-            handle.write(encode(row) + b"\n")
+        for _, line in heapq.merge(*(p.scores for p in parts), key=_first):
+            handle.write(line)
     with (out / "alerts.jsonl").open("wb") as handle:
-        for crossing in result.crossings:
-            handle.write(alert_payload(crossing, result.model) + b"\n")
+        for _, line in heapq.merge(*(p.alerts for p in parts), key=_first):
+            handle.write(line)
+    rejected: Counter[str] = Counter()
+    for p in parts:
+        rejected.update(p.rejected)
+    examples = sorted(e for p in parts for e in p.examples)[:EXAMPLES]
     meta = {
-        **model_summary(result.model),
-        "as_of": _time(result.as_of),
-        "point_in_time": result.point_in_time,
-        "events": len(history.events),
-        "applied": result.events,
-        "rejected": sum(history.rejected.values()),
-        "rejected_by_reason": dict(sorted(history.rejected.items())),
-        "contacts": len(result.states),
-        "alerts": len(result.crossings),
+        **model_summary(model),
+        "as_of": _time(as_of),
+        "point_in_time": "before_conversion" if conversions else "as_of",
+        "events": sum(p.events for p in parts),
+        "applied": sum(p.applied for p in parts),
+        "rejected": sum(rejected.values()),
+        "rejected_by_reason": dict(sorted(rejected.items())),
+        "contacts": sum(len(p.scores) for p in parts),
+        "alerts": sum(len(p.alerts) for p in parts),
     }
     (out / "backtest.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta
+    return meta, [text for _, text in examples]
+
+
+def _first(item: tuple[Any, bytes]) -> Any:
+    return item[0]

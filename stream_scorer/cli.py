@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -145,7 +148,8 @@ def produce(
 
 
 def _conversions(path: Path | None) -> dict[str, int] | None:
-    from stream_scorer.conversions import ConversionsError, read_conversions
+    from stream_scorer.conversions import read_conversions
+    from stream_scorer.errors import ConversionsError
 
     if path is None:
         return None
@@ -157,7 +161,8 @@ def _conversions(path: Path | None) -> dict[str, int] | None:
 
 
 def _instant(value: str | None, option: str) -> int | None:
-    from stream_scorer.conversions import ConversionsError, parse_time
+    from stream_scorer.conversions import parse_time
+    from stream_scorer.errors import ConversionsError
 
     if value is None:
         return None
@@ -168,9 +173,8 @@ def _instant(value: str | None, option: str) -> int | None:
         raise typer.Exit(2) from None
 
 
-def _history(events: Path, model: ScoringModel) -> History:
-    from stream_scorer.backtest import read_history
-
+def _progress_bar(events: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar over a file's bytes, on stderr (stdout stays for results)."""
     if not events.is_file():
         typer.echo(f"error: {events} is not a file", err=True)
         raise typer.Exit(2)
@@ -183,15 +187,29 @@ def _history(events: Path, model: ScoringModel) -> History:
             bar.update(position - done)
             done = position
 
-        history = read_history(events, model, progress)
-    rejected = sum(history.rejected.values())
-    if rejected:
-        typer.echo(f"rejected {rejected} line(s):", err=True)
-        for reason, count in sorted(history.rejected.items()):
+        yield progress
+
+
+def _rejected(counts: Mapping[str, int], examples: Sequence[str]) -> None:
+    if counts:
+        typer.echo(f"rejected {sum(counts.values())} line(s):", err=True)
+        for reason, count in sorted(counts.items()):
             typer.echo(f"  {reason}: {count}", err=True)
-        for line in history.examples:
+        for line in examples:
             typer.echo(f"  {line}", err=True)
+
+
+def _history(events: Path, model: ScoringModel) -> History:
+    from stream_scorer.backtest import read_history
+
+    with contextmanager(_progress_bar)(events) as progress:
+        history = read_history(events, model, progress)
+    _rejected(history.rejected, [text for _, text in history.examples])
     return history
+
+
+def _default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 @cli.command()
@@ -207,6 +225,10 @@ def backtest(
         Path | None,
         typer.Option(help="contact_id,converted_at file: score converters just before converting."),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Processes sharing the contacts (default: one per CPU).", min=1),
+    ] = None,
 ) -> None:
     """Replay history through a model (no Kafka, no Redis) and write each contact's scores.
 
@@ -216,17 +238,24 @@ def backtest(
     """
     import time
 
-    from stream_scorer.backtest import run_backtest, write_backtest
+    from stream_scorer.backtest import backtest_file
 
     model = _model(model_path)
     cutoff = _instant(as_of, "--as-of")
     converted = _conversions(conversions)
     started = time.perf_counter()
-    history = _history(events, model)
-    result = run_backtest(model, history.events, history.times, as_of=cutoff, conversions=converted)
-    meta = write_backtest(result, out, history)
+    try:
+        with contextmanager(_progress_bar)(events) as progress:
+            meta, examples = backtest_file(
+                events, model, out, as_of=cutoff, conversions=converted,
+                jobs=jobs or _default_jobs(), progress=progress,
+            )  # fmt: skip
+    except ScorerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _rejected(meta["rejected_by_reason"], examples)
     took = time.perf_counter() - started
-    rate = len(history.events) / took if took > 0 else 0.0
+    rate = meta["events"] / took if took > 0 else 0.0
     typer.echo(
         f"{meta['applied']} events applied ({meta['rejected']} rejected), "
         f"{meta['contacts']} contacts, {meta['alerts']} alerts as of {meta['as_of']} "

@@ -16,12 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stream_scorer.errors import ScorerError
+from stream_scorer.errors import ConversionsError
 from stream_scorer.events import epoch_ms
-
-
-class ConversionsError(ScorerError):
-    """A conversions file could not be read; the message names the line."""
 
 
 def parse_time(value: Any, place: str) -> int:

@@ -6,7 +6,10 @@
     ├── ConfigError             bad SCORER_ settings; the worker refuses to start
     ├── ModelError              bad scoring model file; carries every problem with its place
     ├── InvalidEvent            one event cannot be scored; it goes to the dead-letter topic
-    └── ServiceUnavailable      Kafka or Redis cannot be reached; retried, never dropped
+    ├── ServiceUnavailable      Kafka or Redis cannot be reached; retried, never dropped
+    ├── ConversionsError        a conversions file cannot be read; names the line
+    ├── EvaluationError         backtest output cannot be evaluated; names the file and line
+    └── BacktestError           a backtest could not finish (a worker process failed)
 
 Callers catch ``ScorerError`` to handle all of them; the worker treats
 ``InvalidEvent`` as data (dead-letter it) and ``ServiceUnavailable`` as
@@ -44,3 +47,15 @@ class InvalidEvent(ScorerError):
 
 class ServiceUnavailable(ScorerError):
     """A backing service (Kafka, Redis) did not answer; the caller retries."""
+
+
+class ConversionsError(ScorerError):
+    """A conversions file could not be read; the message names the line."""
+
+
+class EvaluationError(ScorerError):
+    """Backtest output (scores or metadata) could not be evaluated; names file:line."""
+
+
+class BacktestError(ScorerError):
+    """A backtest could not finish; the message says why."""

@@ -38,8 +38,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any, TypedDict, TypeGuard
 
-from stream_scorer.conversions import ConversionsError, parse_time
-from stream_scorer.errors import ScorerError
+from stream_scorer.conversions import parse_time
+from stream_scorer.errors import ConversionsError, EvaluationError
 from stream_scorer.events import from_epoch_ms
 
 __all__ = [
@@ -66,10 +66,6 @@ OUTLIERS = 10
 #: Below this many contacts with a rule, its lift is flagged as noisy.
 SMALL_SAMPLE = 20
 POINT_IN_TIME = ("as_of", "before_conversion")
-
-
-class EvaluationError(ScorerError):
-    """Backtest output (scores or metadata) could not be evaluated; names file:line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.backtest import read_history, run_backtest, score_row
+from stream_scorer.backtest import backtest_file, read_history, run_backtest, score_row
 from stream_scorer.cli import cli
 from stream_scorer.engine import advance_in_place, explain, replay
 from stream_scorer.errors import InvalidEvent
@@ -79,7 +79,7 @@ def test_the_fast_reader_accepts_exactly_what_the_wire_validator_accepts(tmp_pat
     assert reasons["unknown_type"] >= 2  # page_scroll lines of the stream, and t8
     assert any(e.event_id == "t4" for e in history.events)  # a space is RFC 3339 too
     assert any(e.type == "demo_request" and e.contact_id == "c-9" for e in history.events)
-    assert all(line.startswith("line ") for line in history.examples)
+    assert all(text.startswith(f"line {n}: ") for n, text in history.examples)
 
 
 def test_a_backtest_is_the_engine_replay_as_of_the_last_event(tmp_path: Path) -> None:
@@ -228,3 +228,38 @@ def test_time_strings_round_trip() -> None:
 
     for ms in (0, 1, 999, DAY - 1, epoch_ms(T0) + 123, epoch_ms(T0 + timedelta(days=400))):
         assert epoch_ms(datetime.fromisoformat(_time(ms))) == ms
+
+
+def test_processes_sharing_the_contacts_write_the_same_bytes(tmp_path: Path) -> None:
+    events = make_stream(MODEL, contacts=40, events=1500, seed=12)
+    lines = [e.model_dump_json() for e in events]
+    base = json.loads(lines[0])
+    lines += [
+        # Lines only decoding can place: an escape, another format, a nested contact_id.
+        json.dumps({**base, "event_id": "x1", "contact_id": 'c-"q"', "type": "demo_request"}),
+        json.dumps({"type": "track", "messageId": "m-1", "userId": "c-001",
+                    "event": "Demo Request", "timestamp": "2026-09-02T10:00:00Z"}),
+        json.dumps({"event_id": "x2", "properties": {"contact_id": "c-002"}, "contact_id": "c-003",
+                    "type": "trial_signup", "occurred_at": "2026-09-03T10:00:00Z"}),
+        json.dumps({**base, "event_id": "x3", "contact_id": ""}),
+        "{not json",
+        json.dumps({**base, "event_id": "x4", "occurred_at": "later"}),
+    ]  # fmt: skip
+    path = _write(tmp_path / "events.jsonl", lines)
+    conversions = {"c-001": epoch_ms(datetime(2026, 10, 1, tzinfo=UTC))}
+    outputs = []
+    for jobs in (1, 3):
+        out = tmp_path / f"jobs-{jobs}"
+        meta, examples = backtest_file(path, MODEL, out, jobs=jobs, conversions=conversions)
+        files = {name: (out / name).read_bytes() for name in ("scores.jsonl", "alerts.jsonl")}
+        outputs.append((files, meta, examples))
+    (one, meta, examples), (three, meta3, examples3) = outputs
+    assert one == three
+    assert meta == meta3
+    assert examples == examples3
+    assert meta["rejected_by_reason"]["malformed_json"] == 1
+    assert meta["rejected_by_reason"]["invalid_field"] == 2
+    contacts = [json.loads(line)["contact_id"] for line in one["scores.jsonl"].splitlines()]
+    assert 'c-"q"' in contacts
+    assert "c-002" not in contacts or any(e.contact_id == "c-002" for e in events)
+    assert len(one["alerts.jsonl"].splitlines()) == meta["alerts"] > 0
