@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -208,10 +207,6 @@ def _history(events: Path, model: ScoringModel) -> History:
     return history
 
 
-def _default_jobs() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
-
-
 @cli.command()
 def backtest(
     model_path: Annotated[Path, typer.Option("--model", help="Model file.")],
@@ -226,9 +221,9 @@ def backtest(
         typer.Option(help="contact_id,converted_at file: score converters just before converting."),
     ] = None,
     jobs: Annotated[
-        int | None,
-        typer.Option(help="Processes sharing the contacts (default: one per CPU).", min=1),
-    ] = None,
+        int,
+        typer.Option(help="Processes sharing the contacts: up to one per CPU core.", min=1),
+    ] = 1,
 ) -> None:
     """Replay history through a model (no Kafka, no Redis) and write each contact's scores.
 
@@ -248,7 +243,7 @@ def backtest(
         with contextmanager(_progress_bar)(events) as progress:
             meta, examples = backtest_file(
                 events, model, out, as_of=cutoff, conversions=converted,
-                jobs=jobs or _default_jobs(), progress=progress,
+                jobs=jobs, progress=progress,
             )  # fmt: skip
     except ScorerError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -143,9 +143,8 @@ def test_the_cli_writes_scores_alerts_and_a_summary(tmp_path: Path) -> None:
     events = make_stream(MODEL, contacts=25, events=600, seed=3)
     path = _write(tmp_path / "events.jsonl", [e.model_dump_json() for e in events] + ["{bad"])
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli, ["backtest", "--model", str(MODEL_PATH), "--events", str(path), "--out", str(out)]
-    )
+    args = ["backtest", "--model", str(MODEL_PATH), "--events", str(path), "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--jobs", "2"])
     assert result.exit_code == 0, result.output
     assert "events/s" in result.output
     assert "malformed_json: 1" in result.output
