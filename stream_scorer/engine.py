@@ -313,7 +313,7 @@ def _check_tiers(
     model: ScoringModel,
     contact_id: str,
     names: Iterable[str],
-    previous: Mapping[str, int],
+    previous: dict[str, int],
     cause: str,
     at: int,
     out: list[Crossing],
@@ -330,14 +330,14 @@ def _check_tiers(
             if not gates_ok or value < lowest:
                 continue  # nothing active, nothing can become active
             active = state.tiers[name] = []
-        for tier in score.thresholds:
-            if tier.name in active:
-                if gates_ok and value >= tier.rearm:
+        for tier, level, rearm in score.tiers:
+            if tier in active:
+                if gates_ok and value >= rearm:
                     continue
-                active.remove(tier.name)
+                active.remove(tier)
                 direction = "down"
-            elif gates_ok and value >= tier.at:
-                active.append(tier.name)
+            elif gates_ok and value >= level:
+                active.append(tier)
                 direction = "up"
             else:
                 continue
@@ -345,11 +345,11 @@ def _check_tiers(
                 Crossing(
                     contact_id,
                     name,
-                    tier.name,
+                    tier,
                     direction,
                     value,
                     previous.get(name, value),
-                    tier.at,
+                    level,
                     cause,
                     at,
                     model.display(name, value, state.attributes),
@@ -415,7 +415,12 @@ def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> in
     """
     lo = _after(history, t - per)
     hi = _after(history, t, lo)
-    load = sum(p for _, p in history[lo:hi]) if points else hi - lo
+    if points:
+        load = 0
+        for i in range(lo, hi):  # a loop, not sum() of a slice: compiled, no objects made
+            load += history[i][1]
+    else:
+        load = hi - lo
     if hi == len(history) or history[hi][0] >= t + per:
         return load  # nothing after t within a window: the window ending at t is the fullest
     near = history[lo : _after(history, t + per - 1, hi)]
@@ -472,6 +477,7 @@ def _award_rule(
         return None
     history = state.history.get(rid, _NO_HISTORY)
     burst = rule.burst
+    within = rule.freq_within
     if burst is not None:
         i = _after(history, t - burst)
         if i < len(history) and history[i][0] < t + burst:
@@ -481,7 +487,6 @@ def _award_rule(
             if -burst < t - at < burst:
                 _refuse(refused, rid, "burst", eid)
                 return None
-    within = rule.freq_within
     if within is not None and rule.freq_count is not None:
         pending = state.pending.setdefault(rid, [])
         if not pending or pending[-1] <= t:
@@ -527,7 +532,7 @@ def _award_rule(
     if rule.once:
         state.once.add(rid)
     if rule.keeps_history:
-        log = state.history.setdefault(rid, [])
+        log = history if history is not _NO_HISTORY else state.history.setdefault(rid, [])
         if not log or log[-1][0] <= t:
             log.append([t, points])
         else:
@@ -542,9 +547,9 @@ def _award_rule(
     return award
 
 
-def _update_attributes(state: ContactState, event: Event, t: int) -> bool:
+def _update_attributes(state: ContactState, properties: dict[str, Any], t: int) -> bool:
     changed = False
-    for key, value in event.properties.items():
+    for key, value in properties.items():
         if t < state.attribute_times.get(key, t):
             continue  # a late update: the newer value stands
         state.attribute_times[key] = t
@@ -601,14 +606,18 @@ def _apply(
     The hot path of replays and the live store, which only need crossings:
     awards, refusals and expiries are listed only into ``record``.
     """
-    eid = event.event_id
+    # Event is a pydantic model: each attribute read goes through its __getattr__
+    # hook (a seventh of a replay's time); its fields are plain items of __dict__.
+    fields = event.__dict__
+    eid: str = fields["event_id"]
     seen = state.seen
-    if eid in seen:
-        return False
+    known = len(seen)
     # events.epoch_ms, inlined and without timedelta // timedelta (a tenth of the time)
-    since = event.occurred_at - EPOCH
+    since = fields["occurred_at"] - EPOCH
     t: int = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
-    seen[eid] = t
+    seen.setdefault(eid, t)
+    if len(seen) == known:  # one lookup for "seen before?" and "remember it"
+        return False
     clock = state.clock
     now = t if clock is None or t > clock else clock
     state.clock = now
@@ -617,14 +626,15 @@ def _apply(
     expiry = state.expiry
     if expiry is not None and expiry <= horizon:
         expired = record.expired if record is not None else []
-        _expire(state, model, event.contact_id, horizon, expired, crossings)
+        _expire(state, model, fields["contact_id"], horizon, expired, crossings)
     values = state.values
     if not values:
         _rebuild(state, model)
         values = state.values
-    if event.type == CONTACT_UPDATED:
+    kind: str = fields["type"]
+    if kind == CONTACT_UPDATED:
         before_update = values.copy()
-        if _update_attributes(state, event, t):
+        if _update_attributes(state, fields["properties"], t):
             scores = model.scores
             fit = state.fit
             for rule in model.attribute_rules:
@@ -644,13 +654,13 @@ def _apply(
                         record.withdrawn.append(current)
             _refresh_gates(state, model)
             _check_tiers(
-                state, model, event.contact_id, model.scores, before_update, eid, t, crossings
+                state, model, fields["contact_id"], model.scores, before_update, eid, t, crossings
             )
         return True
-    rules = model.by_type.get(event.type)
+    rules = model.by_type.get(kind)
     if not rules:
         return True
-    props = event.properties
+    props: dict[str, Any] = fields["properties"]
     previous: dict[str, int] | None = None
     changed: list[str] | None = None
     for rule in rules:
@@ -679,7 +689,7 @@ def _apply(
         elif values[changed[0]] == previous[changed[0]]:
             return True
         if changed:
-            _check_tiers(state, model, event.contact_id, changed, previous, eid, t, crossings)
+            _check_tiers(state, model, fields["contact_id"], changed, previous, eid, t, crossings)
     return True
 
 
