@@ -38,6 +38,7 @@ import gc
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from stream_scorer.alerts import alert_id
@@ -207,7 +208,7 @@ class Refusal:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Crossing:
     """A tier crossed up or down; ``cause`` is an event id or ``expired@<ms>``."""
 
@@ -221,7 +222,35 @@ class Crossing:
     cause: str
     at: int
     display: int
-    reasons: tuple[Award, ...] = ()
+    reasons: tuple[Award, ...]
+
+    def __init__(
+        self,
+        contact_id: str,
+        score: str,
+        tier: str,
+        direction: str,
+        value: int,
+        previous: int,
+        threshold: int,
+        cause: str,
+        at: int,
+        display: int,
+        reasons: tuple[Award, ...] = (),
+    ) -> None:
+        # Written out: compiled, the generated one ran as interpreted Python.
+        put = object.__setattr__  # frozen: the class's own __setattr__ refuses
+        put(self, "contact_id", contact_id)
+        put(self, "score", score)
+        put(self, "tier", tier)
+        put(self, "direction", direction)
+        put(self, "value", value)
+        put(self, "previous", previous)
+        put(self, "threshold", threshold)
+        put(self, "cause", cause)
+        put(self, "at", at)
+        put(self, "display", display)
+        put(self, "reasons", reasons)
 
     @property
     def alert_id(self) -> str:
@@ -312,7 +341,7 @@ def _check_tiers(
     state: ContactState,
     model: ScoringModel,
     contact_id: str,
-    names: Iterable[str],
+    names: list[str],
     previous: dict[str, int],
     cause: str,
     at: int,
@@ -361,9 +390,14 @@ def _check_tiers(
 
 
 def _top_awards(state: ContactState, score: str, n: int = 3) -> tuple[Award, ...]:
-    live = [a for a in state.live_awards() if a.score == score]
-    live.sort(key=lambda a: (-abs(a.points), a.at, a.rule))
-    return tuple(live[:n])
+    """The largest live awards; ties by time, then rule, then live order (a stable sort)."""
+    ranked = [
+        (-abs(a.points), a.at, a.rule, i, a)  # i: the tuples never compare the awards
+        for i, a in enumerate(state.live_awards())
+        if a.score == score
+    ]
+    ranked.sort()
+    return tuple(r[4] for r in ranked[:n])
 
 
 def _expire(
@@ -402,10 +436,17 @@ _NO_HISTORY: list[list[int]] = []
 def _after(history: list[list[int]], t: int, lo: int = 0) -> int:
     """The index of ``history``'s first ``[at, points]`` entry with ``at > t``.
 
-    As ``bisect_right`` with ``key=``, but comparing lists in C: ``[t + 1]``
-    sorts before every entry at ``t + 1`` and after every earlier one.
+    ``bisect_right`` with ``key=`` written out: compiled, it runs on native
+    ints with no key function calls.
     """
-    return bisect_left(history, [t + 1], lo)
+    hi = len(history)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if history[mid][0] > t:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> int:
@@ -613,7 +654,8 @@ def _apply(
     seen = state.seen
     known = len(seen)
     # events.epoch_ms, inlined and without timedelta // timedelta (a tenth of the time)
-    since = fields["occurred_at"] - EPOCH
+    occurred: datetime = fields["occurred_at"]
+    since = occurred - EPOCH  # typed, so that the arithmetic below is on native ints
     t: int = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
     seen.setdefault(eid, t)
     if len(seen) == known:  # one lookup for "seen before?" and "remember it"
@@ -654,7 +696,14 @@ def _apply(
                         record.withdrawn.append(current)
             _refresh_gates(state, model)
             _check_tiers(
-                state, model, fields["contact_id"], model.scores, before_update, eid, t, crossings
+                state,
+                model,
+                fields["contact_id"],
+                list(model.scores),
+                before_update,
+                eid,
+                t,
+                crossings,
             )
         return True
     rules = model.by_type.get(kind)

@@ -60,7 +60,7 @@ class CompiledScore:
             return self.max
         return value
 
-    def value(self, sums: Mapping[str, int]) -> int:
+    def value(self, sums: dict[str, int]) -> int:
         """The score from its per-category sums (``""`` is uncategorised points)."""
         total = 0
         categories = self.categories
