@@ -37,7 +37,7 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -104,7 +104,7 @@ class Award:
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ContactState:
     """One contact's scoring state: plain data that round-trips through JSON.
 
@@ -113,23 +113,62 @@ class ContactState:
     is the record of what happened.
     """
 
-    clock: int | None = None
-    swept: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    attribute_times: dict[str, int] = field(default_factory=dict)
-    awards: list[Award] = field(default_factory=list)
-    fit: dict[str, Award] = field(default_factory=dict)
-    history: dict[str, list[list[int]]] = field(default_factory=dict)
-    totals: dict[str, list[int]] = field(default_factory=dict)
-    once: set[str] = field(default_factory=set)
-    pending: dict[str, list[int]] = field(default_factory=dict)
-    tiers: dict[str, list[str]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
-    sums: dict[str, dict[str, int]] = field(default_factory=dict)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    values: dict[str, int] = field(default_factory=dict)
-    gates_ok: dict[str, bool] = field(default_factory=dict)
-    expiry: int | None = None
+    clock: int | None
+    swept: int | None
+    attributes: dict[str, Any]
+    attribute_times: dict[str, int]
+    awards: list[Award]
+    fit: dict[str, Award]
+    history: dict[str, list[list[int]]]
+    totals: dict[str, list[int]]
+    once: set[str]
+    pending: dict[str, list[int]]
+    tiers: dict[str, list[str]]
+    seen: dict[str, int]
+    sums: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, int]]
+    values: dict[str, int]
+    gates_ok: dict[str, bool]
+    expiry: int | None
+
+    def __init__(
+        self,
+        clock: int | None = None,
+        swept: int | None = None,
+        attributes: dict[str, Any] | None = None,
+        attribute_times: dict[str, int] | None = None,
+        awards: list[Award] | None = None,
+        fit: dict[str, Award] | None = None,
+        history: dict[str, list[list[int]]] | None = None,
+        totals: dict[str, list[int]] | None = None,
+        once: set[str] | None = None,
+        pending: dict[str, list[int]] | None = None,
+        tiers: dict[str, list[str]] | None = None,
+        seen: dict[str, int] | None = None,
+        sums: dict[str, dict[str, int]] | None = None,
+        counts: dict[str, dict[str, int]] | None = None,
+        values: dict[str, int] | None = None,
+        gates_ok: dict[str, bool] | None = None,
+        expiry: int | None = None,
+    ) -> None:
+        # Written out: compiled, the generated one ran as interpreted Python.
+        self.clock = clock
+        self.swept = swept
+        self.attributes = {} if attributes is None else attributes
+        self.attribute_times = {} if attribute_times is None else attribute_times
+        self.awards = [] if awards is None else awards
+        self.fit = {} if fit is None else fit
+        self.history = {} if history is None else history
+        self.totals = {} if totals is None else totals
+        self.once = set() if once is None else once
+        self.pending = {} if pending is None else pending
+        self.tiers = {} if tiers is None else tiers
+        self.seen = {} if seen is None else seen
+        self.sums = {} if sums is None else sums
+        self.counts = {} if counts is None else counts
+        self.values = {} if values is None else values
+        self.gates_ok = {} if gates_ok is None else gates_ok
+        self.expiry = expiry
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -390,14 +429,32 @@ def _check_tiers(
 
 
 def _top_awards(state: ContactState, score: str, n: int = 3) -> tuple[Award, ...]:
-    """The largest live awards; ties by time, then rule, then live order (a stable sort)."""
-    ranked = [
-        (-abs(a.points), a.at, a.rule, i, a)  # i: the tuples never compare the awards
-        for i, a in enumerate(state.live_awards())
-        if a.score == score
-    ]
-    ranked.sort()
-    return tuple(r[4] for r in ranked[:n])
+    """The largest live awards; ties by time, then rule, then live order.
+
+    The first ``n`` of a stable sort by ``(-abs(points), at, rule)``, kept in one
+    pass instead of sorting every live award at each crossing.
+    """
+    top: list[Award] = []
+    for award in (*state.fit.values(), *state.awards):
+        if award.score != score:
+            continue
+        i = len(top)
+        while i and _ranks_before(award, top[i - 1]):
+            i -= 1
+        if i < n:
+            top.insert(i, award)
+            if len(top) > n:
+                top.pop()
+    return tuple(top)
+
+
+def _ranks_before(a: Award, b: Award) -> bool:
+    size, other = abs(a.points), abs(b.points)
+    if size != other:
+        return size > other
+    if a.at != b.at:
+        return a.at < b.at
+    return a.rule < b.rule
 
 
 def _expire(

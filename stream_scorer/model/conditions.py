@@ -46,6 +46,12 @@ class ConditionError(ValueError):
     """A condition that cannot be compiled; the message starts with its path."""
 
 
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    if isinstance(data, dict):  # compiled: a dict lookup, not a call of a method by name
+        return data.get(key, _MISSING)
+    return data.get(key, _MISSING)
+
+
 def _lookup(path: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
     if len(path) == 1:
         key = path[0]
@@ -241,7 +247,7 @@ def _negate(inner: Matcher) -> Matcher:
 def _property(path: tuple[str, ...], tests: list[Callable[[Any], bool]]) -> Matcher:
     if len(tests) == 1 and len(path) == 1:  # the usual case, one call fewer per event
         key, test = path[0], tests[0]
-        return lambda d: test(d.get(key, _MISSING))
+        return lambda d: test(_get(d, key))
     get = _lookup(path)
     if len(tests) == 1:
         test = tests[0]
