@@ -37,17 +37,22 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from stream_scorer.alerts import alert_id
-from stream_scorer.events import EPOCH, ONE_MS, Event
+from stream_scorer.events import EPOCH, Event
 from stream_scorer.model import CONTACT_UPDATED, CompiledRule, CompiledScore, ScoringModel
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Award:
-    """Points one rule gave one contact; the unit of explanation."""
+    """Points one rule gave one contact; the unit of explanation.
+
+    ``__init__`` is written out: compiled, the one ``dataclass`` generates runs
+    as interpreted Python, and an award is made for most events.
+    """
 
     rule: str
     score: str
@@ -55,7 +60,25 @@ class Award:
     points: int
     event_id: str
     at: int
-    expires_at: int | None = None
+    expires_at: int | None
+
+    def __init__(
+        self,
+        rule: str,
+        score: str,
+        category: str | None,
+        points: int,
+        event_id: str,
+        at: int,
+        expires_at: int | None = None,
+    ) -> None:
+        self.rule = rule
+        self.score = score
+        self.category = category
+        self.points = points
+        self.event_id = event_id
+        self.at = at
+        self.expires_at = expires_at
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,7 +104,7 @@ class Award:
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ContactState:
     """One contact's scoring state: plain data that round-trips through JSON.
 
@@ -90,23 +113,62 @@ class ContactState:
     is the record of what happened.
     """
 
-    clock: int | None = None
-    swept: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    attribute_times: dict[str, int] = field(default_factory=dict)
-    awards: list[Award] = field(default_factory=list)
-    fit: dict[str, Award] = field(default_factory=dict)
-    history: dict[str, list[list[int]]] = field(default_factory=dict)
-    totals: dict[str, list[int]] = field(default_factory=dict)
-    once: set[str] = field(default_factory=set)
-    pending: dict[str, list[int]] = field(default_factory=dict)
-    tiers: dict[str, list[str]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
-    sums: dict[str, dict[str, int]] = field(default_factory=dict)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    values: dict[str, int] = field(default_factory=dict)
-    gates_ok: dict[str, bool] = field(default_factory=dict)
-    expiry: int | None = None
+    clock: int | None
+    swept: int | None
+    attributes: dict[str, Any]
+    attribute_times: dict[str, int]
+    awards: list[Award]
+    fit: dict[str, Award]
+    history: dict[str, list[list[int]]]
+    totals: dict[str, list[int]]
+    once: set[str]
+    pending: dict[str, list[int]]
+    tiers: dict[str, list[str]]
+    seen: dict[str, int]
+    sums: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, int]]
+    values: dict[str, int]
+    gates_ok: dict[str, bool]
+    expiry: int | None
+
+    def __init__(
+        self,
+        clock: int | None = None,
+        swept: int | None = None,
+        attributes: dict[str, Any] | None = None,
+        attribute_times: dict[str, int] | None = None,
+        awards: list[Award] | None = None,
+        fit: dict[str, Award] | None = None,
+        history: dict[str, list[list[int]]] | None = None,
+        totals: dict[str, list[int]] | None = None,
+        once: set[str] | None = None,
+        pending: dict[str, list[int]] | None = None,
+        tiers: dict[str, list[str]] | None = None,
+        seen: dict[str, int] | None = None,
+        sums: dict[str, dict[str, int]] | None = None,
+        counts: dict[str, dict[str, int]] | None = None,
+        values: dict[str, int] | None = None,
+        gates_ok: dict[str, bool] | None = None,
+        expiry: int | None = None,
+    ) -> None:
+        # Written out: compiled, the generated one ran as interpreted Python.
+        self.clock = clock
+        self.swept = swept
+        self.attributes = {} if attributes is None else attributes
+        self.attribute_times = {} if attribute_times is None else attribute_times
+        self.awards = [] if awards is None else awards
+        self.fit = {} if fit is None else fit
+        self.history = {} if history is None else history
+        self.totals = {} if totals is None else totals
+        self.once = set() if once is None else once
+        self.pending = {} if pending is None else pending
+        self.tiers = {} if tiers is None else tiers
+        self.seen = {} if seen is None else seen
+        self.sums = {} if sums is None else sums
+        self.counts = {} if counts is None else counts
+        self.values = {} if values is None else values
+        self.gates_ok = {} if gates_ok is None else gates_ok
+        self.expiry = expiry
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,7 +247,7 @@ class Refusal:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Crossing:
     """A tier crossed up or down; ``cause`` is an event id or ``expired@<ms>``."""
 
@@ -199,7 +261,35 @@ class Crossing:
     cause: str
     at: int
     display: int
-    reasons: tuple[Award, ...] = ()
+    reasons: tuple[Award, ...]
+
+    def __init__(
+        self,
+        contact_id: str,
+        score: str,
+        tier: str,
+        direction: str,
+        value: int,
+        previous: int,
+        threshold: int,
+        cause: str,
+        at: int,
+        display: int,
+        reasons: tuple[Award, ...] = (),
+    ) -> None:
+        # Written out: compiled, the generated one ran as interpreted Python.
+        put = object.__setattr__  # frozen: the class's own __setattr__ refuses
+        put(self, "contact_id", contact_id)
+        put(self, "score", score)
+        put(self, "tier", tier)
+        put(self, "direction", direction)
+        put(self, "value", value)
+        put(self, "previous", previous)
+        put(self, "threshold", threshold)
+        put(self, "cause", cause)
+        put(self, "at", at)
+        put(self, "display", display)
+        put(self, "reasons", reasons)
 
     @property
     def alert_id(self) -> str:
@@ -290,8 +380,8 @@ def _check_tiers(
     state: ContactState,
     model: ScoringModel,
     contact_id: str,
-    names: Iterable[str],
-    previous: Mapping[str, int],
+    names: list[str],
+    previous: dict[str, int],
     cause: str,
     at: int,
     out: list[Crossing],
@@ -308,14 +398,14 @@ def _check_tiers(
             if not gates_ok or value < lowest:
                 continue  # nothing active, nothing can become active
             active = state.tiers[name] = []
-        for tier in score.thresholds:
-            if tier.name in active:
-                if gates_ok and value >= tier.rearm:
+        for tier, level, rearm in score.tiers:
+            if tier in active:
+                if gates_ok and value >= rearm:
                     continue
-                active.remove(tier.name)
+                active.remove(tier)
                 direction = "down"
-            elif gates_ok and value >= tier.at:
-                active.append(tier.name)
+            elif gates_ok and value >= level:
+                active.append(tier)
                 direction = "up"
             else:
                 continue
@@ -323,11 +413,11 @@ def _check_tiers(
                 Crossing(
                     contact_id,
                     name,
-                    tier.name,
+                    tier,
                     direction,
                     value,
                     previous.get(name, value),
-                    tier.at,
+                    level,
                     cause,
                     at,
                     model.display(name, value, state.attributes),
@@ -339,9 +429,32 @@ def _check_tiers(
 
 
 def _top_awards(state: ContactState, score: str, n: int = 3) -> tuple[Award, ...]:
-    live = [a for a in state.live_awards() if a.score == score]
-    live.sort(key=lambda a: (-abs(a.points), a.at, a.rule))
-    return tuple(live[:n])
+    """The largest live awards; ties by time, then rule, then live order.
+
+    The first ``n`` of a stable sort by ``(-abs(points), at, rule)``, kept in one
+    pass instead of sorting every live award at each crossing.
+    """
+    top: list[Award] = []
+    for award in (*state.fit.values(), *state.awards):
+        if award.score != score:
+            continue
+        i = len(top)
+        while i and _ranks_before(award, top[i - 1]):
+            i -= 1
+        if i < n:
+            top.insert(i, award)
+            if len(top) > n:
+                top.pop()
+    return tuple(top)
+
+
+def _ranks_before(a: Award, b: Award) -> bool:
+    size, other = abs(a.points), abs(b.points)
+    if size != other:
+        return size > other
+    if a.at != b.at:
+        return a.at < b.at
+    return a.rule < b.rule
 
 
 def _expire(
@@ -377,8 +490,20 @@ def _expire(
 _NO_HISTORY: list[list[int]] = []
 
 
-def _at(entry: list[int]) -> int:
-    return entry[0]
+def _after(history: list[list[int]], t: int, lo: int = 0) -> int:
+    """The index of ``history``'s first ``[at, points]`` entry with ``at > t``.
+
+    ``bisect_right`` with ``key=`` written out: compiled, it runs on native
+    ints with no key function calls.
+    """
+    hi = len(history)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if history[mid][0] > t:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> int:
@@ -386,12 +511,17 @@ def _window_load(history: list[list[int]], t: int, per: int, points: bool) -> in
 
     ``history`` is sorted by time, so in the usual in-order case this is one slice.
     """
-    lo = bisect_right(history, t - per, key=_at)
-    hi = bisect_right(history, t, key=_at, lo=lo)
-    load = sum(p for _, p in history[lo:hi]) if points else hi - lo
+    lo = _after(history, t - per)
+    hi = _after(history, t, lo)
+    if points:
+        load = 0
+        for i in range(lo, hi):  # a loop, not sum() of a slice: compiled, no objects made
+            load += history[i][1]
+    else:
+        load = hi - lo
     if hi == len(history) or history[hi][0] >= t + per:
         return load  # nothing after t within a window: the window ending at t is the fullest
-    near = history[lo : bisect_left(history, t + per, key=_at, lo=hi)]
+    near = history[lo : _after(history, t + per - 1, hi)]
     ends = [t, *(at for at, _ in near if at > t)]
     return max(sum((p if points else 1) for at, p in near if e - per < at <= e) for e in ends)
 
@@ -412,27 +542,49 @@ def _frequency_window(
     return None
 
 
+def _refuse(
+    refused: list[Refusal] | None, rid: str, reason: str, eid: str, detail: str = ""
+) -> None:
+    if refused is not None:
+        refused.append(Refusal(rid, reason, eid, detail))
+
+
 def _award_rule(
-    state: ContactState, rule: CompiledRule, eid: str, t: int, now: int, horizon: int
-) -> Award | Refusal:
+    state: ContactState,
+    rule: CompiledRule,
+    eid: str,
+    t: int,
+    now: int,
+    horizon: int,
+    refused: list[Refusal] | None,
+) -> Award | None:
+    """The award ``rule`` makes for an event at ``t``, or None (listed in ``refused``).
+
+    Refusals are only built for a caller that lists them: replays do not.
+    """
     rid = rule.id
     if rule.once and rid in state.once:
-        return Refusal(rid, "once", eid)
+        _refuse(refused, rid, "once", eid)
+        return None
     if rule.expires is not None and t + rule.expires <= horizon:
-        return Refusal(rid, "expired", eid, "the award would already have expired")
+        _refuse(refused, rid, "expired", eid, "the award would already have expired")
+        return None
     window = rule.window
     if window is not None and t <= now - window:
-        return Refusal(rid, "late", eid, "older than the rule's window behind the clock")
+        _refuse(refused, rid, "late", eid, "older than the rule's window behind the clock")
+        return None
     history = state.history.get(rid, _NO_HISTORY)
     burst = rule.burst
+    within = rule.freq_within
     if burst is not None:
-        i = bisect_right(history, t - burst, key=_at)
+        i = _after(history, t - burst)
         if i < len(history) and history[i][0] < t + burst:
-            return Refusal(rid, "burst", eid)
+            _refuse(refused, rid, "burst", eid)
+            return None
         for at in state.pending.get(rid, ()):
             if -burst < t - at < burst:
-                return Refusal(rid, "burst", eid)
-    within = rule.freq_within
+                _refuse(refused, rid, "burst", eid)
+                return None
     if within is not None and rule.freq_count is not None:
         pending = state.pending.setdefault(rid, [])
         if not pending or pending[-1] <= t:
@@ -443,8 +595,10 @@ def _award_rule(
             del pending[: bisect_right(pending, now - 2 * within)]
         inside = _frequency_window(pending, t, within, rule.freq_count)
         if inside is None:
-            near = sum(1 for at in pending if abs(at - t) < within)
-            return Refusal(rid, "frequency", eid, f"{near} of {rule.freq_count}")
+            if refused is not None:
+                near = sum(1 for at in pending if abs(at - t) < within)
+                _refuse(refused, rid, "frequency", eid, f"{near} of {rule.freq_count}")
+            return None
         rest = (
             pending[: bisect_left(pending, inside[0])] + pending[bisect_left(pending, inside[1]) :]
         )
@@ -464,7 +618,8 @@ def _award_rule(
             load = _window_load(history, t, rule.cap_per, use_points)
         room = limit - load
         if room <= 0:
-            return Refusal(rid, "cap", eid)
+            _refuse(refused, rid, "cap", eid)
+            return None
         if use_points and room < points:
             points = room
     expires_at = None if rule.expires is None else t + rule.expires
@@ -475,14 +630,14 @@ def _award_rule(
     if rule.once:
         state.once.add(rid)
     if rule.keeps_history:
-        log = state.history.setdefault(rid, [])
+        log = history if history is not _NO_HISTORY else state.history.setdefault(rid, [])
         if not log or log[-1][0] <= t:
             log.append([t, points])
         else:
-            insort(log, [t, points], key=_at)
+            log.insert(_after(log, t), [t, points])
         if window is not None and len(log) > 16:
             # Entries no window can reach any more (late events are refused: see ``late``).
-            del log[: bisect_right(log, now - 2 * window, key=_at)]
+            del log[: _after(log, now - 2 * window)]
     if rule.cap_per is None and (rule.cap_points is not None or rule.cap_occurrences is not None):
         total = state.totals.setdefault(rid, [0, 0])
         total[0] += points
@@ -490,9 +645,9 @@ def _award_rule(
     return award
 
 
-def _update_attributes(state: ContactState, event: Event, t: int) -> bool:
+def _update_attributes(state: ContactState, properties: dict[str, Any], t: int) -> bool:
     changed = False
-    for key, value in event.properties.items():
+    for key, value in properties.items():
         if t < state.attribute_times.get(key, t):
             continue  # a late update: the newer value stands
         state.attribute_times[key] = t
@@ -549,12 +704,19 @@ def _apply(
     The hot path of replays and the live store, which only need crossings:
     awards, refusals and expiries are listed only into ``record``.
     """
-    eid = event.event_id
+    # Event is a pydantic model: each attribute read goes through its __getattr__
+    # hook (a seventh of a replay's time); its fields are plain items of __dict__.
+    fields = event.__dict__
+    eid: str = fields["event_id"]
     seen = state.seen
-    if eid in seen:
+    known = len(seen)
+    # events.epoch_ms, inlined and without timedelta // timedelta (a tenth of the time)
+    occurred: datetime = fields["occurred_at"]
+    since = occurred - EPOCH  # typed, so that the arithmetic below is on native ints
+    t: int = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
+    seen.setdefault(eid, t)
+    if len(seen) == known:  # one lookup for "seen before?" and "remember it"
         return False
-    t: int = (event.occurred_at - EPOCH) // ONE_MS  # events.epoch_ms, inlined: hot
-    seen[eid] = t
     clock = state.clock
     now = t if clock is None or t > clock else clock
     state.clock = now
@@ -563,14 +725,15 @@ def _apply(
     expiry = state.expiry
     if expiry is not None and expiry <= horizon:
         expired = record.expired if record is not None else []
-        _expire(state, model, event.contact_id, horizon, expired, crossings)
+        _expire(state, model, fields["contact_id"], horizon, expired, crossings)
     values = state.values
     if not values:
         _rebuild(state, model)
         values = state.values
-    if event.type == CONTACT_UPDATED:
+    kind: str = fields["type"]
+    if kind == CONTACT_UPDATED:
         before_update = values.copy()
-        if _update_attributes(state, event, t):
+        if _update_attributes(state, fields["properties"], t):
             scores = model.scores
             fit = state.fit
             for rule in model.attribute_rules:
@@ -590,23 +753,30 @@ def _apply(
                         record.withdrawn.append(current)
             _refresh_gates(state, model)
             _check_tiers(
-                state, model, event.contact_id, model.scores, before_update, eid, t, crossings
+                state,
+                model,
+                fields["contact_id"],
+                list(model.scores),
+                before_update,
+                eid,
+                t,
+                crossings,
             )
         return True
-    rules = model.by_type.get(event.type)
+    rules = model.by_type.get(kind)
     if not rules:
         return True
-    props = event.properties
+    props: dict[str, Any] = fields["properties"]
     previous: dict[str, int] | None = None
     changed: list[str] | None = None
     for rule in rules:
         match = rule.match
         if match is not None and not match(props):
             continue
-        outcome = _award_rule(state, rule, eid, t, now, horizon)
-        if type(outcome) is not Award:
-            if record is not None:
-                record.refused.append(outcome)  # type: ignore[arg-type]
+        outcome = _award_rule(
+            state, rule, eid, t, now, horizon, record.refused if record is not None else None
+        )
+        if outcome is None:
             continue
         name = rule.score
         before = values[name]
@@ -625,7 +795,7 @@ def _apply(
         elif values[changed[0]] == previous[changed[0]]:
             return True
         if changed:
-            _check_tiers(state, model, event.contact_id, changed, previous, eid, t, crossings)
+            _check_tiers(state, model, fields["contact_id"], changed, previous, eid, t, crossings)
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +44,14 @@ class CompiledScore:
     name: str
     min: int
     max: int | None
-    categories: Mapping[str, tuple[int | None, int | None]]
+    categories: dict[str, tuple[int | None, int | None]]
     thresholds: tuple[Threshold, ...]
     gates: tuple[tuple[str, Matcher], ...]
     class_digit: bool
     #: The lowest ``at`` of the thresholds: below it, with no tier active, nothing can cross.
     lowest_at: int | None
+    #: ``(name, at, rearm)`` of each threshold: plain values for the engine's tier checks.
+    tiers: tuple[tuple[str, int, int], ...]
 
     def clamp(self, value: int) -> int:
         if value < self.min:
@@ -57,7 +60,7 @@ class CompiledScore:
             return self.max
         return value
 
-    def value(self, sums: Mapping[str, int]) -> int:
+    def value(self, sums: dict[str, int]) -> int:
         """The score from its per-category sums (``""`` is uncategorised points)."""
         total = 0
         categories = self.categories
@@ -79,9 +82,10 @@ class CompiledScore:
 @dataclass(frozen=True)
 class ScoringModel:
     spec: ModelSpec
-    scores: Mapping[str, CompiledScore]
+    # dicts, not Mappings: compiled, a Mapping lookup is a generic method call
+    scores: dict[str, CompiledScore]
     rules: tuple[CompiledRule, ...]
-    by_type: Mapping[str, tuple[CompiledRule, ...]]
+    by_type: dict[str, tuple[CompiledRule, ...]]
     attribute_rules: tuple[CompiledRule, ...]
     gates: tuple[tuple[str, Matcher], ...]
     by_id: Mapping[str, CompiledRule]
@@ -147,21 +151,31 @@ def _window(rule: Rule) -> int | None:
     return max(spans) if spans else None
 
 
+def _name(text: str) -> str:
+    """Interned: names are dict keys throughout the engine, and ``is`` ends a lookup early."""
+    return sys.intern(text)
+
+
+def _maybe(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def compile_model(spec: ModelSpec) -> ScoringModel:
     gates = [(g.id, compile_condition(g.when), g.scores) for g in spec.gates]
     digit_scores = set()
     if spec.class_digit is not None:
         digit_scores = set(spec.class_digit.scores or spec.scores)
     scores = {
-        name: CompiledScore(
-            name=name,
+        _name(name): CompiledScore(
+            name=_name(name),
             min=s.min,
             max=s.max,
-            categories={c: (cat.min, cat.max) for c, cat in s.categories.items()},
+            categories={_name(c): (cat.min, cat.max) for c, cat in s.categories.items()},
             thresholds=tuple(s.thresholds),
             gates=tuple((gid, m) for gid, m, only in gates if only is None or name in only),
             class_digit=name in digit_scores,
             lowest_at=min((t.at for t in s.thresholds), default=None),
+            tiers=tuple((_name(t.name), t.at, t.rearm) for t in s.thresholds),
         )
         for name, s in spec.scores.items()
     }
@@ -169,12 +183,12 @@ def compile_model(spec: ModelSpec) -> ScoringModel:
     for i, r in enumerate(spec.rules):
         rules.append(
             CompiledRule(
-                id=r.id,
+                id=_name(r.id),
                 index=i,
-                score=r.score,
-                category=r.category,
+                score=_name(r.score),
+                category=_maybe(r.category),
                 points=r.points,
-                event_type=r.on.type if r.on is not None else None,
+                event_type=_name(r.on.type) if r.on is not None else None,
                 match=compile_condition(r.on.where) if r.on is not None and r.on.where else None,
                 when=compile_condition(r.when) if r.when is not None else None,
                 once=r.once,

@@ -37,10 +37,19 @@ OPERATORS = (
     "exists",
 )
 _MISSING = object()
+# Tuples, not ``int | float``: compiled, a union in isinstance is built anew on each call.
+_NUMBER = (int, float)
+_SCALAR = (str, int, float, bool)
 
 
 class ConditionError(ValueError):
     """A condition that cannot be compiled; the message starts with its path."""
+
+
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    if isinstance(data, dict):  # compiled: a dict lookup, not a call of a method by name
+        return data.get(key, _MISSING)
+    return data.get(key, _MISSING)
 
 
 def _lookup(path: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
@@ -63,7 +72,7 @@ def as_number(value: Any) -> float | None:
     """A number, or numeric text such as ``"34"``; None for anything else (NaN included)."""
     if isinstance(value, bool) or value is None or value is _MISSING:
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         return float(value) if not math.isnan(value) else None
     if isinstance(value, str):
         try:
@@ -77,7 +86,7 @@ def as_number(value: Any) -> float | None:
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b if isinstance(a, bool) and isinstance(b, bool) else False
-    if isinstance(a, int | float) and isinstance(b, int | float):
+    if isinstance(a, _NUMBER) and isinstance(b, _NUMBER):
         return float(a) == float(b)
     return bool(a == b)
 
@@ -86,17 +95,17 @@ def _key(value: Any) -> Any:
     """A set key with :func:`_equal`'s meaning: numbers by value, bools apart from numbers."""
     if isinstance(value, bool):
         return (bool, value)
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         return float(value)
     return value
 
 
 def _hashable(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+    return value is None or isinstance(value, _SCALAR)
 
 
 def _scalar(value: Any, where: str) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, _SCALAR):
         return value
     raise ConditionError(f"{where}: expected a plain value, got {type(value).__name__}")
 
@@ -213,14 +222,13 @@ def compile_condition(spec: Any, where: str = "condition") -> Matcher:
         if key == "not":
             parts.append(_negate(compile_condition(value, here)))
             continue
-        get = _lookup(tuple(key.split(".")))
         if isinstance(value, Mapping):
             if not value:
                 raise ConditionError(f"{here}: expected at least one operator")
             tests = [_operator(str(op), arg, here) for op, arg in value.items()]
         else:
             tests = [_operator("equals", value, here)]
-        parts.append(_property(get, tests))
+        parts.append(_property(tuple(key.split(".")), tests))
     return parts[0] if len(parts) == 1 else _every(parts)
 
 
@@ -236,9 +244,11 @@ def _negate(inner: Matcher) -> Matcher:
     return lambda d: not inner(d)
 
 
-def _property(
-    get: Callable[[Mapping[str, Any]], Any], tests: list[Callable[[Any], bool]]
-) -> Matcher:
+def _property(path: tuple[str, ...], tests: list[Callable[[Any], bool]]) -> Matcher:
+    if len(tests) == 1 and len(path) == 1:  # the usual case, one call fewer per event
+        key, test = path[0], tests[0]
+        return lambda d: test(_get(d, key))
+    get = _lookup(path)
     if len(tests) == 1:
         test = tests[0]
         return lambda d: test(get(d))
