@@ -31,10 +31,12 @@ def _write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _same_event(fast: object, slow: Event) -> bool:
-    return all(
-        getattr(fast, name) == getattr(slow, name)
-        for name in ("event_id", "contact_id", "type", "occurred_at", "properties")
+def _same_event(fast: Event, slow: Event) -> bool:
+    return (
+        type(fast) is Event
+        and fast == slow
+        and fast.model_dump_json() == slow.model_dump_json()
+        and list(fast.__dict__) == list(slow.__dict__)
     )
 
 
