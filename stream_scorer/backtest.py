@@ -73,8 +73,8 @@ def _route(line: bytes) -> bytes | None:
     (once inside properties), or other spacing than ``json.dumps`` writes.
     """
     at = line.find(_KEY)
-    if at < 0:
-        return None
+    if at < 0 or b'"specversion"' in line or b'"messageId"' in line:
+        return None  # CloudEvents and Segment calls name the contact elsewhere
     start = at + 12
     if line.startswith(b':"', start):
         start += 2
@@ -344,6 +344,8 @@ def score_row(contact: str, state: ContactState, model: ScoringModel, as_of: int
         "display": {name: e.display for name, e in explained.items()},
         "tiers": {name: e.tiers for name, e in explained.items()},
         "gates_passed": all(gates.values()),
+        # A gate may hold back some scores only: what holds for each score.
+        "gates_passed_by_score": {name: all(e.gates.values()) for name, e in explained.items()},
         "gates": gates,
         "grade": model.grade(state.values),
         "awards": [
@@ -414,6 +416,7 @@ class _Part:
     applied: int
     rejected: Counter[str]
     examples: list[tuple[int, str]]
+    first: int | None
 
 
 def _run_part(
@@ -426,8 +429,15 @@ def _run_part(
         model, history.events, history.times, as_of=as_of, conversions=conversions
     )
     scores, alerts = _encoded(result)
+    first = history.times[0] if history.times else None
     part = _Part(
-        scores, alerts, len(history.events), result.events, history.rejected, history.examples
+        scores,
+        alerts,
+        len(history.events),
+        result.events,
+        history.rejected,
+        history.examples,
+        first,
     )
     return part, result
 
@@ -534,6 +544,10 @@ def backtest_file(
         history = read_history(path, model, progress)
         part, result = _run_part(history, model, as_of, conversions)
         parts, as_of = [part], result.as_of
+    firsts = [p.first for p in parts if p.first is not None]
+    if not firsts:
+        rejected_lines = sum(sum(p.rejected.values()) for p in parts)
+        raise BacktestError(f"{path}: no events to score ({rejected_lines} line(s) rejected)")
     out.mkdir(parents=True, exist_ok=True)
     with (out / "scores.jsonl").open("wb") as handle:
         for _, line in heapq.merge(*(p.scores for p in parts), key=_first):
@@ -548,6 +562,8 @@ def backtest_file(
     meta = {
         **model_summary(model),
         "as_of": _time(as_of),
+        # Conversions before this have no history to explain them.
+        "first_event_at": _time(min(firsts)),
         "point_in_time": "before_conversion" if conversions else "as_of",
         "events": sum(p.events for p in parts),
         "applied": sum(p.applied for p in parts),

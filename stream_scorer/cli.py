@@ -190,12 +190,18 @@ def _progress_bar(events: Path) -> Iterator[Callable[[int], None]]:
 
 
 def _rejected(counts: Mapping[str, int], examples: Sequence[str]) -> None:
-    if counts:
-        typer.echo(f"rejected {sum(counts.values())} line(s):", err=True)
-        for reason, count in sorted(counts.items()):
+    """Bad lines, and apart from them the events of types the model does not score."""
+    unscored = counts.get("unknown_type", 0)
+    bad = {reason: n for reason, n in counts.items() if reason != "unknown_type"}
+    if unscored:
+        typer.echo(f"{unscored} event(s) of types this model does not score: skipped", err=True)
+    if bad:
+        typer.echo(f"rejected {sum(bad.values())} line(s):", err=True)
+        for reason, count in sorted(bad.items()):
             typer.echo(f"  {reason}: {count}", err=True)
         for line in examples:
-            typer.echo(f"  {line}", err=True)
+            if "unknown_type" not in line:
+                typer.echo(f"  {line}", err=True)
 
 
 def _history(events: Path, model: ScoringModel) -> History:

@@ -3,8 +3,9 @@
 The outcome that backtests, evaluations and tuning measure a model against.
 A conversions file is CSV (``contact_id,converted_at`` columns, others
 ignored) or JSON Lines (objects with those two keys). ``converted_at`` is an
-RFC 3339 time; contacts absent from the file did not convert. A contact
-listed twice converted at its earliest time.
+RFC 3339 time; contacts absent from the file, or with an empty
+``converted_at`` (as CRM exports of every contact have), did not convert. A
+contact listed twice converted at its earliest time.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def parse_time(value: Any, place: str) -> int:
 
 def _rows(path: Path) -> Iterator[tuple[int, Any]]:
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # Excel writes a BOM
             reader = csv.DictReader(handle)
             missing = {"contact_id", "converted_at"} - set(reader.fieldnames or ())
             if missing:
@@ -43,14 +44,16 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
             for row in reader:
                 yield reader.line_num, row
         return
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
                 yield number, json.loads(line)
             except ValueError as exc:
-                raise ConversionsError(f"{path}:{number}: {exc}") from None
+                raise ConversionsError(
+                    f"{path}:{number}: not JSON Lines ({exc}); a CSV file's name must end in .csv"
+                ) from None
 
 
 def read_conversions(path: Path) -> dict[str, int]:
@@ -61,9 +64,17 @@ def read_conversions(path: Path) -> dict[str, int]:
         if not isinstance(row, dict):
             raise ConversionsError(f"{place}: expected an object with contact_id and converted_at")
         contact = row.get("contact_id")
-        if not isinstance(contact, str) or not contact:
+        if contact is None or contact == "":
             raise ConversionsError(f"{place}: contact_id is missing")
-        at = parse_time(row.get("converted_at"), f"{place}: converted_at")
+        if not isinstance(contact, str):
+            raise ConversionsError(f"{place}: contact_id must be a string, not {contact!r}")
+        contact = contact.strip()
+        converted = row.get("converted_at")
+        if converted is None or (isinstance(converted, str) and not converted.strip()):
+            continue  # listed, but not converted
+        if isinstance(converted, str):
+            converted = converted.strip()
+        at = parse_time(converted, f"{place}: converted_at")
         if contact not in out or at < out[contact]:
             out[contact] = at
     return out

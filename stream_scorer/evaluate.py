@@ -105,6 +105,7 @@ class ScoreRow:
     tiers: Mapping[str, tuple[str, ...]] | None = None
     gates_passed: bool | None = None
     gates: Mapping[str, bool] | None = None
+    gates_passed_by_score: Mapping[str, bool] | None = None
     grade: str | None = None
     #: Line in scores.jsonl, for error messages (0 when built in code).
     line: int = 0
@@ -283,6 +284,7 @@ def _row(d: dict[str, Any], place: str, number: int, times: dict[Any, int]) -> S
             raise EvaluationError(f"{place}: tiers.{name}: expected a list of tier names")
         tier_lists[name] = tuple(names)
     gates = _object(d.get("gates", {}), place, "gates")
+    by_score = _object(d.get("gates_passed_by_score", {}), place, "gates_passed_by_score")
     return ScoreRow(
         contact_id=contact,
         as_of=str(as_of),
@@ -293,6 +295,7 @@ def _row(d: dict[str, Any], place: str, number: int, times: dict[Any, int]) -> S
         tiers=tier_lists,
         gates_passed=gates_passed,
         gates={k: bool(v) for k, v in gates.items()},
+        gates_passed_by_score={k: bool(v) for k, v in by_score.items()},
         grade=_opt_str(d, "grade", place),
         line=number,
     )
@@ -335,6 +338,8 @@ def _check_meta(meta: Any, place: str) -> dict[str, Any]:
         where = f"{place}: scores.{name}"
         s = _object(spec, where)
         low = _number(s.get("min"), f"{where}.min")
+        if s.get("max") is None:  # an open-ended score: the report spans the observed values
+            continue
         high = _number(s.get("max"), f"{where}.max")
         if low > high:
             raise EvaluationError(f"{where}: min {low} is above max {high}")
@@ -713,7 +718,7 @@ def evaluate(
                 contact_id=row.contact_id,
                 value=row.scores[name],
                 converted_at=converted_at,
-                gates_passed=row.gates_passed,
+                gates_passed=(row.gates_passed_by_score or {}).get(name, row.gates_passed),
                 awards=tuple(
                     a
                     for a in row.awards
@@ -725,12 +730,18 @@ def evaluate(
             )
         )
     rowless = sorted(c for c in conversions if c not in seen)
+    first = meta.get("first_event_at")
+    history_starts = _time(first, "backtest.json: first_event_at") if first else None
+    before_history = 0
     for contact in rowless:
         converted_at = conversions[contact]
         # The as_of its row would have had: the backtest's, or just before converting.
         implicit = converted_at - 1 if pit == "before_conversion" else as_of_ms
         if converted_at <= implicit:
             excluded_rowless += 1
+            continue
+        if history_starts is not None and converted_at <= history_starts:
+            before_history += 1  # a customer before the history: nothing can explain it
             continue
         contacts.append(
             _Contact(
@@ -744,6 +755,8 @@ def evaluate(
             )
         )
 
+    if high is None:  # an open-ended score: span what was observed
+        high = max([low + 1, *(c.value for c in contacts)])
     pos = [c.value for c in contacts if c.converted]
     neg = [c.value for c in contacts if not c.converted]
     n_pos, n_neg = len(pos), len(neg)
@@ -800,11 +813,22 @@ def evaluate(
             "are left out: a score computed after a conversion may include what the contact "
             "did after converting, so it cannot count as a prediction."
         )
-    included_rowless = len(rowless) - excluded_rowless
+    included_rowless = len(rowless) - excluded_rowless - before_history
+    if before_history:
+        notes.append(
+            f"{before_history} contact(s) converted before the history starts and have no "
+            "events before converting: they are left out."
+        )
     if included_rowless:
         notes.append(
             f"{included_rowless} converter(s) have no score row (no events at all): they are "
             f"counted as converters with the minimum score ({_fmt(low)}) and no awards."
+        )
+    if not n_pos and (excluded or excluded_rowless):
+        notes.append(
+            "No converter is left: every one converted at or before the scores' as_of. "
+            "Backtest with --conversions (score each just before converting) or an "
+            "earlier --as-of."
         )
     if not n_pos or not n_neg:
         notes.append("AUC and ROC need at least one converter and one non-converter.")
@@ -827,7 +851,7 @@ def evaluate(
         },
         "as_of": meta["as_of"],
         "point_in_time": pit,
-        "backtest": {k: meta.get(k) for k in ("events", "rejected", "contacts")},
+        "backtest": {k: meta.get(k) for k in ("events", "applied", "rejected", "contacts")},
         "counts": {
             "rows": len(rows),
             "contacts": len(contacts),
@@ -837,6 +861,7 @@ def evaluate(
             "excluded_converted_before_as_of": excluded + excluded_rowless,
             "conversions_without_scores": len(rowless),
             "conversions_without_scores_included": included_rowless,
+            "excluded_converted_before_history": before_history,
             "gated_out": len(gated_out),
             "gated_out_converters": sum(c.converted for c in gated_out),
         },

@@ -627,8 +627,9 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<span>point in time: {e(report['point_in_time'])}</span>"
     )
     backtest = report.get("backtest") or {}
-    if isinstance(backtest.get("events"), int):
-        meta += f"<span>{e(_num(backtest['events']))} events replayed</span>"
+    replayed = backtest.get("applied", backtest.get("events"))
+    if isinstance(replayed, int):
+        meta += f"<span>{e(_num(replayed))} events replayed</span>"
     return f"""<!doctype html>
 <html lang="en">
 <head>

@@ -16,7 +16,7 @@ from stream_scorer.cli import cli
 from stream_scorer.engine import advance_in_place, explain, replay
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, decode_event, epoch_ms
-from stream_scorer.model import load_model
+from stream_scorer.model import load_model, parse_model
 
 from .scenario import event_at, make_stream
 
@@ -214,14 +214,54 @@ def test_conversions_name_the_bad_line(tmp_path: Path) -> None:
     assert f"{path}:3: converted_at: 'soon' is not an RFC 3339 time" in result.output
 
 
-def test_an_empty_history_writes_empty_files(tmp_path: Path) -> None:
-    events = _write(tmp_path / "e.jsonl", [])
+def test_a_history_with_nothing_to_score_is_an_error(tmp_path: Path) -> None:
+    events = _write(tmp_path / "e.jsonl", ["{bad", ""])
     out = tmp_path / "out"
     args = ["backtest", "--model", str(MODEL_PATH), "--events", str(events), "--out", str(out)]
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    assert (out / "scores.jsonl").read_text() == ""
-    assert json.loads((out / "backtest.json").read_text())["contacts"] == 0
+    assert result.exit_code == 1
+    assert "no events to score (1 line(s) rejected)" in result.output
+    assert not out.exists()
+
+
+def test_the_cut_off_before_a_conversion_is_exclusive() -> None:
+    events = [
+        event_at(T0, "a1", "webinar_attended", 0, contact="a"),
+        event_at(T0, "a2", "demo_request", DAY, contact="a"),  # the instant it converted
+    ]
+    times = [epoch_ms(e.occurred_at) for e in events]
+    result = run_backtest(MODEL, events, times, conversions={"a": times[1]})
+    assert result.states["a"].values["engagement"] == 12
+    assert result.cutoffs["a"] == times[1] - 1
+    later = run_backtest(MODEL, events, times, conversions={"a": times[1] + 1})
+    assert later.states["a"].values["engagement"] == 42
+
+
+def test_rows_say_which_scores_their_gates_hold_back() -> None:
+    model = parse_model(
+        """
+version: 1
+name: two-scores
+scores:
+  fit: {min: 0, max: 100, thresholds: [{name: good, at: 10}]}
+  engagement: {min: 0, max: 100, thresholds: [{name: hot, at: 10}]}
+rules:
+  - {id: demo, score: engagement, on: {type: demo_request}, points: 30}
+  - {id: size, score: fit, when: {company_size: {gte: 50}}, points: 30}
+gates:
+  - {id: in-region, when: {country: US}, scores: [fit]}
+"""
+    )
+    events = [
+        event_at(T0, "e1", "contact_updated", 0, company_size=500, country="DE"),
+        event_at(T0, "e2", "demo_request", DAY),
+    ]
+    states, _ = replay(events, model)
+    row = score_row("c1", states["c1"], model, epoch_ms(T0) + DAY)
+    assert row["gates_passed_by_score"] == {"fit": False, "engagement": True}
+    assert row["gates_passed"] is False
+    assert row["gates"] == {"in-region": False}
+    assert row["tiers"] == {"fit": [], "engagement": ["hot"]}
 
 
 def test_time_strings_round_trip() -> None:
@@ -243,6 +283,9 @@ def test_processes_sharing_the_contacts_write_the_same_bytes(tmp_path: Path) -> 
         json.dumps({"event_id": "x2", "properties": {"contact_id": "c-002"}, "contact_id": "c-003",
                     "type": "trial_signup", "occurred_at": "2026-09-03T10:00:00Z"}),
         json.dumps({**base, "event_id": "x3", "contact_id": ""}),
+        json.dumps({"specversion": "1.0", "id": "ce-1", "source": "/crm", "type": "demo_request",
+                    "subject": "c-004", "time": "2026-09-04T10:00:00Z",
+                    "data": {"contact_id": "c-005"}}),
         "{not json",
         json.dumps({**base, "event_id": "x4", "occurred_at": "later"}),
     ]  # fmt: skip

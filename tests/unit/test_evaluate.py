@@ -280,6 +280,50 @@ def test_before_conversion_backtest_keeps_every_rowless_converter() -> None:
     assert report["counts"]["excluded_converted_before_as_of"] == 0
 
 
+def test_a_customer_before_the_history_starts_is_left_out() -> None:
+    rows = [row("a", 70), row("b", 30)]
+    starts = "2026-01-01T00:00:00Z"
+    history_ms = AS_OF_MS - 59 * DAY  # 2026-01-01
+    early, late = history_ms - DAY, history_ms + DAY
+    report = evaluate(
+        rows,
+        {"old-customer": early, "new-customer": late},
+        meta(point_in_time="before_conversion", first_event_at=starts),
+    )
+    assert report["counts"]["excluded_converted_before_history"] == 1
+    assert report["counts"]["conversions_without_scores_included"] == 1
+    assert report["counts"]["converters"] == 1
+    assert any("before the history starts" in n for n in report["notes"])
+
+
+def test_a_gate_on_another_score_does_not_hold_this_one_back() -> None:
+    held = ScoreRow(
+        contact_id="a",
+        as_of=AS_OF,
+        as_of_ms=AS_OF_MS,
+        scores={"engagement": 70},
+        gates_passed=False,  # some gate fails...
+        gates_passed_by_score={"engagement": True, "fit": False},  # ...but not engagement's
+    )
+    report = evaluate([held, row("b", 30)], {"a": AFTER}, meta())
+    (mql,) = report["thresholds"]
+    assert (mql["contacts_above"], mql["converters_above"]) == (1, 1)
+    assert report["counts"]["gated_out"] == 0
+
+
+def test_no_converter_left_says_how_to_backtest() -> None:
+    report = evaluate([row("a", 70), row("b", 30)], {"a": BEFORE}, meta())
+    assert report["counts"]["converters"] == 0
+    assert any("--conversions" in n for n in report["notes"])
+
+
+def test_an_open_ended_score_spans_the_observed_values() -> None:
+    open_ended = meta(scores={"engagement": {"min": 0, "max": None, "thresholds": []}})
+    report = evaluate([row("a", 240), row("b", 30)], {"a": AFTER}, open_ended)
+    assert report["score"]["max"] == 240
+    assert sum(b["contacts"] for b in report["bands"]) == 2
+
+
 # --- lift --------------------------------------------------------------------------
 
 
