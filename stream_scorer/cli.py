@@ -275,7 +275,8 @@ def tune(
         typer.Option(help="Share of contacts held out to compare old and new.", min=0.05, max=0.9),
     ] = 0.3,
     l2: Annotated[
-        float, typer.Option(help="L2 penalty of the logistic regression.", min=0.0)
+        float,
+        typer.Option(help="L2 penalty of the logistic regression (above 0).", min=1e-6),
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
 ) -> None:
@@ -303,6 +304,7 @@ def tune(
     except ScorerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dump_model(tuning, events.name))
     for report in tuning.scores:
         typer.echo(
@@ -314,6 +316,8 @@ def tune(
             report.rules, report.old_points, report.new_points, report.weights, strict=True
         ):
             typer.echo(f"  {rule:<24} {old:>5} {new:>5}  {weight:+.3f}")
+        if report.unseen:
+            typer.echo(f"  kept (no contact earned them): {', '.join(report.unseen)}")
         for name, old_at, new_at in report.thresholds:
             typer.echo(f"  threshold {name}: {old_at} -> {new_at} (same share of contacts)")
         typer.echo(
@@ -365,6 +369,9 @@ def simulate(
     """Generate synthetic engagement histories with hidden propensities and conversions."""
     from stream_scorer.simulate import simulate as generate
 
+    if out.exists() and not out.is_dir():
+        typer.echo(f"error: {out} is a file; --out is a directory", err=True)
+        raise typer.Exit(2)
     result = generate(contacts, days, out, seed=seed)
     typer.echo(
         f"{result.contacts} contacts over {result.days} days: {result.events} events, "

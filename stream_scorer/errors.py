@@ -9,7 +9,8 @@
     ├── ServiceUnavailable      Kafka or Redis cannot be reached; retried, never dropped
     ├── ConversionsError        a conversions file cannot be read; names the line
     ├── EvaluationError         backtest output cannot be evaluated; names the file and line
-    └── BacktestError           a backtest could not finish (a worker process failed)
+    ├── BacktestError           a backtest could not finish (nothing to score, a process failed)
+    └── TuningError             the history cannot support a fit (e.g. no converter to learn from)
 
 Callers catch ``ScorerError`` to handle all of them; the worker treats
 ``InvalidEvent`` as data (dead-letter it) and ``ServiceUnavailable`` as
@@ -59,3 +60,7 @@ class EvaluationError(ScorerError):
 
 class BacktestError(ScorerError):
     """A backtest could not finish; the message says why."""
+
+
+class TuningError(ScorerError):
+    """Tuning cannot learn from this history; the message says what is missing."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from stream_scorer.backtest import Backtest, run_backtest
 from stream_scorer.engine import ContactState
+from stream_scorer.errors import TuningError
 from stream_scorer.evaluate import auc
 from stream_scorer.events import Event
 from stream_scorer.model import ScoringModel, parse_model, write_document
@@ -161,6 +162,7 @@ class ScoreTuning:
     new_points: list[int]
     weights: list[float]
     thresholds: list[tuple[str, int, int]]  # name, old at, new at
+    unseen: list[str]  # rules no training contact held: points kept
     auc_old: float
     auc_new: float
     train: int
@@ -209,23 +211,44 @@ def _scale_points(
     return points
 
 
-def _share_at_or_above(values: Sequence[int], at: int) -> float:
-    return sum(1 for v in values if v >= at) / len(values) if values else 0.0
+def _share_at_or_above(values: Sequence[int | None], at: int) -> float:
+    """The share of contacts a tier at ``at`` would hold (None: held back by a gate)."""
+    return sum(1 for v in values if v is not None and v >= at) / len(values) if values else 0.0
 
 
-def _matched_threshold(old: Sequence[int], new: Sequence[int], at: int, ceiling: int) -> int:
-    """The new score value above which the same share of contacts lies as above ``at``."""
+def _matched_threshold(
+    old: Sequence[int | None], new: Sequence[int | None], at: int, ceiling: int
+) -> int:
+    """The new score value above which the same share of contacts lies as above ``at``.
+
+    When no contact reached the old tier, the new one sits just above the
+    highest new score: as empty, yet reachable. When gates hold every contact
+    back, there is nothing to match and the threshold stays.
+    """
     share = _share_at_or_above(old, at)
+    reached = [v for v in new if v is not None]
+    if not reached:
+        return at  # every contact is held back by a gate: no evidence to move it
+    candidates = set(reached) | {ceiling}
+    if reached and max(reached) < ceiling:
+        candidates.add(max(reached) + 1)
     best, gap = ceiling, math.inf
-    for candidate in sorted(set(new) | {ceiling}):
+    for candidate in sorted(candidates):
         miss = abs(_share_at_or_above(new, candidate) - share)
         if miss < gap:
             best, gap = candidate, miss
     return best
 
 
-def _values(result: Backtest, score: str, contacts: Sequence[str]) -> list[int]:
-    return [result.states[c].values[score] for c in contacts]
+def _values(result: Backtest, score: str, contacts: Sequence[str]) -> list[int | None]:
+    """Each contact's score, or None where the score's gates hold it back from any tier."""
+    gates = result.model.scores[score].gates
+    out: list[int | None] = []
+    for c in contacts:
+        state = result.states[c]
+        passes = all(gate(state.attributes) for _, gate in gates)
+        out.append(state.values[score] if passes else None)
+    return out
 
 
 def _auc_of(
@@ -252,20 +275,34 @@ def tune(
     ``document`` is the model file as loaded YAML; the tuned copy keeps
     everything but points, point caps, thresholds and the version.
     """
+    if not events:
+        raise TuningError("the history has no events to learn from")
     before = run_backtest(model, events, times, conversions=conversions)
     contacts = sorted(before.states)
     train = [c for c in contacts if not held_out(c, holdout, seed)]
     test = [c for c in contacts if held_out(c, holdout, seed)]
     labels = [1 if c in conversions else 0 for c in train]
+    for split, members, hint in (
+        ("training", train, "more history"),
+        ("held-out", test, "more history or a larger --holdout"),
+    ):
+        converted = sum(1 for c in members if c in conversions)
+        if not converted or converted == len(members):
+            raise TuningError(
+                f"the {split} split has {len(members)} contact(s), {converted} converted: "
+                f"tuning needs converters and non-converters in both splits; use {hint}"
+            )
 
     tuned: dict[str, Any] = copy.deepcopy(dict(document))
     by_id = {rule["id"]: rule for rule in tuned.get("rules", [])}
-    fitted: dict[str, tuple[list[str], Fit, list[int]]] = {}
+    fitted: dict[str, tuple[list[str], Fit, list[int], list[str]]] = {}
     for score in model.scores:
         rules = [r.id for r in model.spec.rules if r.score == score]
         if not rules:
             continue
         rows = [features(before.states[c], rules) for c in train]
+        # No training contact ever earned these: nothing to learn, so they keep their points.
+        unseen = {j for j in range(len(rules)) if not any(j in row for row in rows)}
         # A capped rule cannot subtract (caps limit gains): where its weight comes
         # out negative, it is held at zero and the others are fitted without it.
         capped = {j for j, r in enumerate(rules) if model.by_id[r].cap_per is not None
@@ -280,8 +317,12 @@ def tune(
                 break
             held |= negative
         points = _scale_points(model, score, rules, fit.weights, rows)
-        fitted[score] = (rules, fit, points)
-        for rule_id, new in zip(rules, points, strict=True):
+        points = [model.by_id[r].points if j in unseen else p for j, (r, p) in
+                  enumerate(zip(rules, points, strict=True))]  # fmt: skip
+        fitted[score] = (rules, fit, points, sorted(rules[j] for j in unseen))
+        for j, (rule_id, new) in enumerate(zip(rules, points, strict=True)):
+            if j in unseen:
+                continue
             rule = by_id[rule_id]
             cap = rule.get("cap")
             if isinstance(cap, dict) and cap.get("points") is not None:
@@ -293,9 +334,11 @@ def tune(
     after = run_backtest(interim, events, times, conversions=conversions)
 
     reports: list[ScoreTuning] = []
-    for score, (rules, fit, points) in fitted.items():
+    for score, (rules, fit, points, unseen_rules) in fitted.items():
         compiled = model.scores[score]
-        ceiling = compiled.max if compiled.max is not None else max(_values(after, score, train))
+        ceiling = compiled.max
+        if ceiling is None:
+            ceiling = max([compiled.min + 1, *(after.states[c].values[score] for c in train)])
         old_values = _values(before, score, train)
         new_values = _values(after, score, train)
         moved: list[tuple[str, int, int]] = []
@@ -319,6 +362,7 @@ def tune(
                 new_points=points,
                 weights=fit.weights,
                 thresholds=moved,
+                unseen=unseen_rules,
                 auc_old=_auc_of(before, score, test, conversions),
                 auc_new=_auc_of(after, score, test, conversions),
                 train=len(train),

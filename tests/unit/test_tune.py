@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from stream_scorer.backtest import Backtest, History, read_history, run_backtest
 from stream_scorer.cli import cli
 from stream_scorer.conversions import read_conversions
 from stream_scorer.evaluate import auc
+from stream_scorer.events import epoch_ms
 from stream_scorer.model import load_model, parse_model, read_document, write_document
 from stream_scorer.simulate import simulate
 from stream_scorer.tune import Tuning, features, fit_logistic, held_out, tune
@@ -173,3 +175,53 @@ def test_the_cli_writes_a_valid_model_and_prints_both_aucs(history: Path, tmp_pa
     assert tuned.version == MODEL.version + 1
     check = CliRunner().invoke(cli, ["model", "check", str(out)])
     assert check.exit_code == 0, check.output
+
+
+def test_rules_nobody_earned_keep_their_points_and_tiers_stay_reachable(history: Path) -> None:
+    path = Path("config/examples/gate-blocks-class-digit.yaml")
+    model = load_model(path)
+    document = read_document(path.read_text())
+    events = read_history(history / "events.jsonl", model)
+    conversions = read_conversions(history / "conversions.csv")
+    tuning = tune(model, document, events.events, events.times, conversions)
+    old = {r["id"]: r["points"] for r in document["rules"]}
+    new = {r["id"]: r["points"] for r in tuning.document["rules"]}
+    unseen = [rule for report in tuning.scores for rule in report.unseen]
+    assert unseen, "the simulated history never sets some of this model's attributes"
+    for rule in unseen:
+        assert new[rule] == old[rule]
+    # Every simulated contact fails this model's gates: its thresholds have nothing to match.
+    for report in tuning.scores:
+        assert all(old_at == new_at for _, old_at, new_at in report.thresholds)
+
+
+def test_a_tier_nobody_reached_moves_just_above_the_highest_new_score() -> None:
+    from stream_scorer.tune import _matched_threshold
+
+    assert _matched_threshold([10, 20, 30], [1, 2, 3], at=50, ceiling=100) == 4
+    assert _matched_threshold([10, 20, 30], [1, 2, 3], at=20, ceiling=100) == 2
+    assert _matched_threshold([10, None, 30], [None, 2, 3], at=40, ceiling=100) == 4
+    assert _matched_threshold([10, 30], [None, None], at=25, ceiling=100) == 25
+
+
+def test_a_split_without_converters_is_a_clear_error() -> None:
+    from stream_scorer.errors import TuningError
+
+    from .scenario import event_at
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    events = [event_at(t0, f"e{i}", "demo_request", i, contact=f"c-{i}") for i in range(40)]
+    times = [epoch_ms(e.occurred_at) for e in events]
+    document = read_document(MODEL_PATH.read_text())
+    with pytest.raises(TuningError, match="converters and non-converters in both splits"):
+        tune(MODEL, document, events, times, {})
+    with pytest.raises(TuningError, match="no events to learn from"):
+        tune(MODEL, document, [], [], {})
+
+
+def test_the_cli_refuses_no_penalty(history: Path, tmp_path: Path) -> None:
+    args = ["tune", "--model", str(MODEL_PATH), "--events", str(history / "events.jsonl")]
+    args += ["--conversions", str(history / "conversions.csv"), "--out", str(tmp_path / "t.yaml")]
+    result = CliRunner().invoke(cli, [*args, "--l2", "0"])
+    assert result.exit_code == 2
+    assert "--l2" in result.output
