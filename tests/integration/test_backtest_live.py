@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,12 @@ async def test_backtest_scores_and_alerts_equal_the_live_path(
     # Every alert the worker published, plus the sweep's, and nothing else.
     records = await read_topic(services.kafka_bootstrap, worker.settings.alerts_topic)
     published = {value for _, value, _ in records}
+    assert len(published) == len(records), "the worker published an alert twice"
     published |= {alert_payload(c, MODEL) for c in swept}
-    written = {line.encode() for line in (out / "alerts.jsonl").read_text().splitlines()}
+    lines = [line.encode() for line in (out / "alerts.jsonl").read_text().splitlines()]
+    written = set(lines)
+    assert len(written) == len(lines), "the backtest wrote an alert twice"
     assert written == published
+    times = [datetime.fromisoformat(json.loads(a)["occurred_at"]) for a in lines]
+    assert times == sorted(times), "alerts.jsonl is in time order"
     assert any(json.loads(a)["direction"] == "down" for a in written)
