@@ -355,6 +355,11 @@ def evaluate(
         raise typer.Exit(2) from None
     json_path, html_path = write_report(report, out)
     typer.echo(f"wrote {json_path} and {html_path}")
+    counts = report["counts"]
+    if not counts["converters"] or not counts["non_converters"]:
+        for note in report["notes"]:
+            typer.echo(f"warning: {note}", err=True)
+        raise typer.Exit(1)  # a report that cannot rank anything is not a result
 
 
 @cli.command()

@@ -516,3 +516,44 @@ def test_read_meta(tmp_path: Path) -> None:
     path.write_text(json.dumps(meta(point_in_time="whenever")))
     with pytest.raises(EvaluationError, match="point_in_time"):
         read_meta(path)
+
+
+# --- the command line --------------------------------------------------------------
+
+
+def test_the_cli_reports_and_refuses_a_report_with_no_converter_left(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stream_scorer.cli import cli
+    from stream_scorer.model import load_model
+
+    from .scenario import make_stream
+
+    events = make_stream(load_model("config/scoring.yaml"), contacts=30, events=500, seed=8)
+    history = tmp_path / "events.jsonl"
+    history.write_text("".join(e.model_dump_json() + "\n" for e in events))
+    conversions = tmp_path / "conversions.csv"
+    conversions.write_text(
+        "contact_id,converted_at\nc-001,2026-10-15T00:00:00Z\nc-002,2026-10-20T00:00:00Z\n"
+    )
+    runner = CliRunner()
+    common = ["--model", "config/scoring.yaml", "--events", str(history)]
+
+    # Scored at the end of the history, after both converted: nothing left to evaluate.
+    late = tmp_path / "late"
+    assert runner.invoke(cli, ["backtest", *common, "--out", str(late)]).exit_code == 0
+    args = ["evaluate", "--scores", str(late / "scores.jsonl"), "--conversions", str(conversions)]
+    result = runner.invoke(cli, [*args, "--out", str(late)])
+    assert result.exit_code == 1
+    assert "warning: No converter is left" in result.output
+
+    fair = tmp_path / "fair"
+    backtest = ["backtest", *common, "--conversions", str(conversions), "--out", str(fair)]
+    assert runner.invoke(cli, backtest).exit_code == 0
+    args = ["evaluate", "--scores", str(fair / "scores.jsonl"), "--conversions", str(conversions)]
+    result = runner.invoke(cli, [*args, "--out", str(fair)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((fair / "report.json").read_text())
+    assert report["counts"]["converters"] == 2
+    assert report["point_in_time"] == "before_conversion"
+    assert (fair / "report.html").stat().st_size > 10_000
