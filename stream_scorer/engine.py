@@ -852,8 +852,8 @@ def _apply(
     if not rules:
         return True
     props: dict[str, Any] = fields["properties"]
+    # Each score an award went to, with its value before the first: all _check_tiers reads.
     previous: dict[str, int] | None = None
-    changed: list[str] | None = None
     for rule in rules:
         match = rule.match
         if match is not None and not match(props):
@@ -864,21 +864,15 @@ def _apply(
         if outcome is None:
             continue
         name = rule.score
-        before = values[name]
-        _add(state, model.scores[name], outcome, +1)
+        if previous is None:
+            previous = {name: values[name]}
+        elif name not in previous:
+            previous[name] = values[name]
+        _add(state, rule.compiled_score, outcome, +1)
         if record is not None:
             record.awards.append(outcome)
-        if previous is None:
-            previous = values.copy()
-            previous[name] = before
-            changed = [name]
-        elif changed is not None and name not in changed:
-            changed.append(name)
-    if changed is not None and previous is not None:
-        if len(changed) > 1:
-            changed = [n for n in changed if values[n] != previous[n]]
-        elif values[changed[0]] == previous[changed[0]]:
-            return True
+    if previous is not None:
+        changed = [n for n, before in previous.items() if values[n] != before]
         if changed:
             _check_tiers(state, model, fields["contact_id"], changed, previous, eid, t, crossings)
     return True
