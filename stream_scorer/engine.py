@@ -105,10 +105,62 @@ class Award:
 
 
 @dataclass(slots=True, init=False)
+class _Category:
+    """One category of one score: its live awards' points and how many there are.
+
+    Native ints on a compiled object: updated without dict writes or boxing.
+    """
+
+    raw: int
+    live: int
+    low: int | None
+    high: int | None
+
+    def __init__(self, low: int | None, high: int | None, raw: int = 0, live: int = 0) -> None:
+        self.raw = raw
+        self.live = live
+        self.low = low
+        self.high = high
+
+    def held(self) -> int:
+        """The points as the score counts them: within the category's ``min``/``max``."""
+        raw = self.raw
+        high = self.high
+        if high is not None and raw > high:
+            raw = high
+        low = self.low
+        if low is not None and raw < low:
+            raw = low
+        return raw
+
+
+@dataclass(slots=True, init=False)
+class _Tally:
+    """One score of one contact: its categories and the sum of what they count.
+
+    ``counted`` is kept up to date by the change of one category, so a score's
+    value is not recomputed over all its categories for each award.
+    """
+
+    counted: int
+    categories: dict[str, _Category]
+
+    def __init__(self, counted: int = 0, categories: dict[str, _Category] | None = None) -> None:
+        self.counted = counted
+        self.categories = {} if categories is None else categories
+
+    def copy(self) -> _Tally:
+        return _Tally(
+            self.counted,
+            {k: _Category(c.low, c.high, c.raw, c.live) for k, c in self.categories.items()},
+        )
+
+
+@dataclass(slots=True, init=False)
 class ContactState:
     """One contact's scoring state: plain data that round-trips through JSON.
 
-    ``sums``, ``counts``, ``values``, ``gates_ok`` and ``expiry`` are derived (from the
+    ``tallies``, ``values``, ``gates_ok`` and ``expiry`` are derived (from the
     awards and attributes) and rebuilt by :meth:`from_json`; everything else
     is the record of what happened.
     """
@@ -125,8 +177,7 @@ class ContactState:
     pending: dict[str, list[int]]
     tiers: dict[str, list[str]]
     seen: dict[str, int]
-    sums: dict[str, dict[str, int]]
-    counts: dict[str, dict[str, int]]
+    tallies: dict[str, _Tally]
     values: dict[str, int]
     gates_ok: dict[str, bool]
     expiry: int | None
@@ -145,8 +196,7 @@ class ContactState:
         pending: dict[str, list[int]] | None = None,
         tiers: dict[str, list[str]] | None = None,
         seen: dict[str, int] | None = None,
-        sums: dict[str, dict[str, int]] | None = None,
-        counts: dict[str, dict[str, int]] | None = None,
+        tallies: dict[str, _Tally] | None = None,
         values: dict[str, int] | None = None,
         gates_ok: dict[str, bool] | None = None,
         expiry: int | None = None,
@@ -164,8 +214,7 @@ class ContactState:
         self.pending = {} if pending is None else pending
         self.tiers = {} if tiers is None else tiers
         self.seen = {} if seen is None else seen
-        self.sums = {} if sums is None else sums
-        self.counts = {} if counts is None else counts
+        self.tallies = {} if tallies is None else tallies
         self.values = {} if values is None else values
         self.gates_ok = {} if gates_ok is None else gates_ok
         self.expiry = expiry
@@ -219,12 +268,27 @@ class ContactState:
             pending={k: list(v) for k, v in self.pending.items()},
             tiers={k: list(v) for k, v in self.tiers.items()},
             seen=dict(self.seen),
-            sums={k: dict(v) for k, v in self.sums.items()},
-            counts={k: dict(v) for k, v in self.counts.items()},
+            tallies={k: v.copy() for k, v in self.tallies.items()},
             values=dict(self.values),
             gates_ok=dict(self.gates_ok),
             expiry=self.expiry,
         )
+
+    @property
+    def sums(self) -> dict[str, dict[str, int]]:
+        """Each score's raw points per category (``""``: uncategorised), of live awards."""
+        return {
+            name: {key: c.raw for key, c in tally.categories.items()}
+            for name, tally in self.tallies.items()
+        }
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Each score's number of live awards per category."""
+        return {
+            name: {key: c.live for key, c in tally.categories.items()}
+            for name, tally in self.tallies.items()
+        }
 
     def live_awards(self) -> list[Award]:
         return [*self.fit.values(), *self.awards]
@@ -331,16 +395,17 @@ DUPLICATE = Effects(duplicate=True)
 
 
 def _rebuild(state: ContactState, model: ScoringModel) -> None:
-    state.sums = {}
-    state.counts = {}
+    state.tallies = {}
+    state.values = {}
+    scores = model.scores
     for award in state.live_awards():
-        cats = state.sums.setdefault(award.score, {})
-        counts = state.counts.setdefault(award.score, {})
-        key = award.category or ""
-        cats[key] = cats.get(key, 0) + award.points
-        counts[key] = counts.get(key, 0) + 1
+        score = scores.get(award.score)
+        if score is not None:
+            _add(state, score, award, +1)
+    tallies = state.tallies
     state.values = {
-        name: score.value(state.sums.get(name, {})) for name, score in model.scores.items()
+        name: score.clamp(tallies[name].counted if name in tallies else 0)
+        for name, score in scores.items()
     }
     _refresh_gates(state, model)
     state.expiry = _scan_expiry(state.awards)
@@ -355,25 +420,45 @@ def _refresh_gates(state: ContactState, model: ScoringModel) -> None:
 
 
 def _add(state: ContactState, score: CompiledScore, award: Award, sign: int) -> None:
+    """Count ``award`` in (``sign`` +1) or out (-1) of its score, and update the value.
+
+    Only the award's category changes, so the value moves by the change of what
+    that category counts; the same as :meth:`CompiledScore.value` over all of them.
+    """
     name = score.name
-    cats = state.sums.get(name)
-    if cats is None:
-        cats = state.sums[name] = {}
-        counts = state.counts[name] = {}
-    else:
-        counts = state.counts[name]
+    tallies = state.tallies
+    tally = tallies.get(name)
+    if tally is None:
+        tally = tallies[name] = _Tally()
+    cats = tally.categories
     key = award.category or ""
-    live = counts.get(key, 0) + sign
+    cat = cats.get(key)
+    if cat is None:
+        if key:
+            low, high = score.categories[key]
+            cat = cats[key] = _Category(low, high)
+        else:
+            cat = cats[key] = _Category(None, None)
+        before = 0
+    else:
+        before = cat.held()
+    live = cat.live + sign
+    cat.live = live
     if live:  # a category counts (its min included) while it has live awards
-        counts[key] = live
-        cats[key] = cats.get(key, 0) + sign * award.points
+        cat.raw += sign * award.points
+        after = cat.held()
     else:  # none left: as a rebuild from the awards would have it
-        counts.pop(key, None)
-        cats.pop(key, None)
+        after = 0
+        del cats[key]
         if not cats:
-            del state.sums[name]
-            del state.counts[name]
-    state.values[name] = score.value(cats)
+            del tallies[name]
+    total = tally.counted + after - before
+    tally.counted = total
+    if total < score.min:
+        total = score.min
+    elif score.max is not None and total > score.max:
+        total = score.max
+    state.values[name] = total
 
 
 def _check_tiers(
@@ -767,8 +852,8 @@ def _apply(
     if not rules:
         return True
     props: dict[str, Any] = fields["properties"]
+    # Each score an award went to, with its value before the first: all _check_tiers reads.
     previous: dict[str, int] | None = None
-    changed: list[str] | None = None
     for rule in rules:
         match = rule.match
         if match is not None and not match(props):
@@ -779,21 +864,15 @@ def _apply(
         if outcome is None:
             continue
         name = rule.score
-        before = values[name]
-        _add(state, model.scores[name], outcome, +1)
+        if previous is None:
+            previous = {name: values[name]}
+        elif name not in previous:
+            previous[name] = values[name]
+        _add(state, rule.compiled_score, outcome, +1)
         if record is not None:
             record.awards.append(outcome)
-        if previous is None:
-            previous = values.copy()
-            previous[name] = before
-            changed = [name]
-        elif changed is not None and name not in changed:
-            changed.append(name)
-    if changed is not None and previous is not None:
-        if len(changed) > 1:
-            changed = [n for n in changed if values[n] != previous[n]]
-        elif values[changed[0]] == previous[changed[0]]:
-            return True
+    if previous is not None:
+        changed = [n for n, before in previous.items() if values[n] != before]
         if changed:
             _check_tiers(state, model, fields["contact_id"], changed, previous, eid, t, crossings)
     return True
@@ -895,7 +974,8 @@ def explain(state: ContactState, model: ScoringModel) -> dict[str, ScoreExplanat
         _rebuild(state, model)
     out: dict[str, ScoreExplanation] = {}
     for name, score in model.scores.items():
-        sums = state.sums.get(name, {})
+        tally = state.tallies.get(name)
+        sums = {} if tally is None else {k: c.raw for k, c in tally.categories.items()}
         cats: dict[str, dict[str, int | None]] = {}
         for category, raw in sorted(sums.items()):
             low, high = score.categories.get(category, (None, None)) if category else (None, None)

@@ -37,6 +37,8 @@ class CompiledRule:
     window: int | None
     #: Whether awards are logged for caps and the burst guard.
     keeps_history: bool
+    #: The score it awards to (``score`` names it): no lookup by name per award.
+    compiled_score: CompiledScore
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,7 @@ def compile_model(spec: ModelSpec) -> ScoringModel:
                 freq_within=r.frequency.within if r.frequency else None,
                 window=_window(r),
                 keeps_history=r.cap is not None or r.burst is not None,
+                compiled_score=scores[_name(r.score)],
             )
         )
     by_type: dict[str, list[CompiledRule]] = {}
