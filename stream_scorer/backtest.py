@@ -43,7 +43,7 @@ from stream_scorer.events import (
     ONE_MS,
     Event,
     decode_event,
-    from_epoch_ms,
+    format_ms,
 )
 from stream_scorer.model import ScoringModel
 
@@ -317,20 +317,6 @@ def _upper(times: list[int], limit: int) -> int:
     return bisect_right(times, limit)
 
 
-_DAYS: dict[int, str] = {}
-_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
-_SECONDS = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]
-
-
-def _time(ms: int) -> str:
-    """RFC 3339 in UTC to the millisecond, from tables: a backtest formats one per award."""
-    day, rest = divmod(ms, 86_400_000)
-    prefix = _DAYS.get(day)
-    if prefix is None:
-        prefix = _DAYS[day] = from_epoch_ms(day * 86_400_000).strftime("%Y-%m-%dT")
-    return prefix + _MINUTES[rest // 60_000] + _SECONDS[rest % 60_000]
-
-
 def score_row(contact: str, state: ContactState, model: ScoringModel, as_of: int) -> dict[str, Any]:
     """One line of ``scores.jsonl``: the scores with the live awards that explain them."""
     explained = explain(state, model)
@@ -339,7 +325,7 @@ def score_row(contact: str, state: ContactState, model: ScoringModel, as_of: int
         gates.update(item.gates)
     return {
         "contact_id": contact,
-        "as_of": _time(as_of),
+        "as_of": format_ms(as_of),
         "scores": {name: e.value for name, e in explained.items()},
         "display": {name: e.display for name, e in explained.items()},
         "tiers": {name: e.tiers for name, e in explained.items()},
@@ -355,8 +341,8 @@ def score_row(contact: str, state: ContactState, model: ScoringModel, as_of: int
                 "category": a.category,
                 "points": a.points,
                 "event_id": a.event_id,
-                "awarded_at": _time(a.at),
-                "expires_at": None if a.expires_at is None else _time(a.expires_at),
+                "awarded_at": format_ms(a.at),
+                "expires_at": None if a.expires_at is None else format_ms(a.expires_at),
             }
             for e in explained.values()
             for a in e.awards
@@ -561,9 +547,9 @@ def backtest_file(
     examples = sorted(e for p in parts for e in p.examples)[:EXAMPLES]
     meta = {
         **model_summary(model),
-        "as_of": _time(as_of),
+        "as_of": format_ms(as_of),
         # Conversions before this have no history to explain them.
-        "first_event_at": _time(min(firsts)),
+        "first_event_at": format_ms(min(firsts)),
         "point_in_time": "before_conversion" if conversions else "as_of",
         "events": sum(p.events for p in parts),
         "applied": sum(p.applied for p in parts),

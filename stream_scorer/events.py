@@ -249,6 +249,24 @@ def from_epoch_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+_DAYS: dict[int, str] = {}
+_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
+_SECONDS = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]
+
+
+def format_ms(ms: int) -> str:
+    """Epoch ms as RFC 3339 in UTC, ``2026-01-01T09:30:00.000Z``, from tables.
+
+    Backtests and simulations write one per award or event, millions of
+    them: this is several times faster than ``isoformat``.
+    """
+    day, rest = divmod(ms, 86_400_000)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = _DAYS[day] = from_epoch_ms(day * 86_400_000).strftime("%Y-%m-%dT")
+    return prefix + _MINUTES[rest // 60_000] + _SECONDS[rest % 60_000]
+
+
 def utc(ts: datetime) -> datetime:
     """The same instant in UTC (events may carry any offset)."""
     return ts.astimezone(UTC)

@@ -40,11 +40,11 @@ import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stream_scorer.events import CONTACT_UPDATED, EPOCH, epoch_ms
+from stream_scorer.events import CONTACT_UPDATED, epoch_ms, format_ms
 
 #: The start of a simulation when none is given, so that a seed alone fixes the output.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -241,26 +241,6 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
         product *= rng.random()
     return k
-
-
-class _Rfc3339:
-    """Epoch ms as ``2026-01-01T09:30:00.000Z``: ten times faster than ``isoformat``."""
-
-    def __init__(self) -> None:
-        self.dates: dict[int, str] = {}
-
-    def __call__(self, ms: int) -> str:
-        day, rest = divmod(ms, DAY)
-        date = self.dates.get(day)
-        if date is None:
-            date = self.dates[day] = (EPOCH + timedelta(days=day)).date().isoformat()
-        seconds, milli = divmod(rest, SEC)
-        minutes, seconds = divmod(seconds, 60)
-        hours, minutes = divmod(minutes, 60)
-        return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}.{milli:03d}Z"
-
-
-_rfc3339 = _Rfc3339()
 
 
 def _weekday(ms: int) -> int:
@@ -770,7 +750,7 @@ def generate(
             "event_id": f"sim{seed}-{n:08d}",
             "contact_id": contact,
             "type": type_,
-            "occurred_at": _rfc3339(t),
+            "occurred_at": format_ms(t),
             "properties": dict(props),
         }
         for n, (t, _, contact, type_, props) in enumerate(history.events)
@@ -811,19 +791,19 @@ def simulate(
                 body = encoded[id(props)] = dumps(props)
             handle.write(
                 f'{{"event_id":"sim{seed}-{n:08d}","contact_id":"{contact}","type":"{type_}",'
-                f'"occurred_at":"{_rfc3339(t)}","properties":{body}}}\n'
+                f'"occurred_at":"{format_ms(t)}","properties":{body}}}\n'
             )
     with conversions_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("contact_id", "converted_at"))
         for contact, at in sorted(history.conversions.items(), key=lambda c: (c[1], c[0])):
-            writer.writerow((contact, _rfc3339(at)))
+            writer.writerow((contact, format_ms(at)))
     with contacts_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CONTACT_COLUMNS)
         for truth in history.contacts:
             attrs = truth.attributes
-            converted = "" if truth.converted_at is None else _rfc3339(truth.converted_at)
+            converted = "" if truth.converted_at is None else format_ms(truth.converted_at)
             writer.writerow(
                 (
                     truth.contact_id,

@@ -305,9 +305,8 @@ def tune(
         unseen = {j for j in range(len(rules)) if not any(j in row for row in rows)}
         # A capped rule cannot subtract (caps limit gains): where its weight comes
         # out negative, it is held at zero and the others are fitted without it.
-        capped = {j for j, r in enumerate(rules) if model.by_id[r].cap_per is not None
-                  or model.by_id[r].cap_points is not None
-                  or model.by_id[r].cap_occurrences is not None}  # fmt: skip
+        caps = {r.id for r in model.spec.rules if r.cap is not None}
+        capped = {j for j, r in enumerate(rules) if r in caps}
         held: set[int] = set()
         while True:
             kept = [{j: x for j, x in row.items() if j not in held} for row in rows]

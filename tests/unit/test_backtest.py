@@ -265,7 +265,7 @@ gates:
 
 
 def test_time_strings_round_trip() -> None:
-    from stream_scorer.backtest import _time
+    from stream_scorer.events import format_ms as _time
 
     for ms in (0, 1, 999, DAY - 1, epoch_ms(T0) + 123, epoch_ms(T0 + timedelta(days=400))):
         assert epoch_ms(datetime.fromisoformat(_time(ms))) == ms
