@@ -4,7 +4,7 @@ The engine is plain, strictly typed Python; compiled by mypyc (from the
 mypy project, as black and mypy ship themselves) it runs about 1.5-2x
 faster. Without the variable, or if compilation fails, the package is pure
 Python and behaves the same. ``scripts/setup`` builds it compiled.
-A record of the compiled sources' hashes lets ``stream_scorer.native``
+A record of the compiled sources' hashes lets ``stream_scorer.scoring.native``
 tell a stale build (sources edited since) from a current one.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 from setuptools import setup
 
 NATIVE = [
-    "stream_scorer/engine.py",
-    "stream_scorer/model/compiled.py",
-    "stream_scorer/model/conditions.py",
+    "stream_scorer/scoring/engine.py",
+    "stream_scorer/scoring/model/compiled.py",
+    "stream_scorer/scoring/model/conditions.py",
 ]
 RECORD = Path("stream_scorer/_native.json")
 

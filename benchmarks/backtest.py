@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine import make_events
 
-from stream_scorer import native
-from stream_scorer.backtest import _encoded, backtest_file, read_history, run_backtest
-from stream_scorer.model import ScoringModel, load_model
+from stream_scorer.review.backtest import _encoded, backtest_file, read_history, run_backtest
+from stream_scorer.scoring import native
+from stream_scorer.scoring.model import ScoringModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

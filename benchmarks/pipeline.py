@@ -36,12 +36,12 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream_scorer import devservices
+from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
-from stream_scorer.model import CONTACT_UPDATED, ScoringModel, load_model
+from stream_scorer.scoring.model import CONTACT_UPDATED, ScoringModel, load_model
 from stream_scorer.settings import Settings
-from stream_scorer.store import RedisStore
-from stream_scorer.topics import ensure_topics
+from stream_scorer.worker.store import RedisStore
+from stream_scorer.worker.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,8 +20,8 @@ from stream_scorer.events import Alert, AlertReason, from_epoch_ms
 from stream_scorer.settings import Settings
 
 if TYPE_CHECKING:
-    from stream_scorer.engine import Crossing
-    from stream_scorer.model import ScoringModel
+    from stream_scorer.scoring.engine import Crossing
+    from stream_scorer.scoring.model import ScoringModel
 
 #: ASCII unit separator: cannot appear in ids that pass validation.
 SEPARATOR = "\x1f"

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stream_scorer.errors import ConfigError, ModelError, ScorerError
-from stream_scorer.model import ScoringModel, load_model
+from stream_scorer.scoring.model import ScoringModel, load_model
 from stream_scorer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from stream_scorer.backtest import History
+    from stream_scorer.review.backtest import History
 
 cli = typer.Typer(
     help="Real-time, explainable lead scoring on Kafka and Redis.",
@@ -53,8 +53,8 @@ def worker() -> None:
     """Run a scoring worker (configured by SCORER_* variables)."""
     import faust
 
-    from stream_scorer.app import create_app
-    from stream_scorer.topics import ensure_topics
+    from stream_scorer.worker.app import create_app
+    from stream_scorer.worker.topics import ensure_topics
 
     settings = _settings()
     model = _model(settings.model_path)
@@ -80,7 +80,7 @@ def demo(
     ),
 ) -> None:
     """Start Kafka, Redis, a worker and a synthetic producer; print alerts as they arrive."""
-    from stream_scorer.demo import run_demo
+    from stream_scorer.dev.demo import run_demo
 
     model = _model(model_path)
     try:
@@ -147,8 +147,8 @@ def produce(
 
 
 def _conversions(path: Path | None) -> dict[str, int] | None:
-    from stream_scorer.conversions import read_conversions
     from stream_scorer.errors import ConversionsError
+    from stream_scorer.review.conversions import read_conversions
 
     if path is None:
         return None
@@ -160,8 +160,8 @@ def _conversions(path: Path | None) -> dict[str, int] | None:
 
 
 def _instant(value: str | None, option: str) -> int | None:
-    from stream_scorer.conversions import parse_time
     from stream_scorer.errors import ConversionsError
+    from stream_scorer.review.conversions import parse_time
 
     if value is None:
         return None
@@ -205,7 +205,7 @@ def _rejected(counts: Mapping[str, int], examples: Sequence[str]) -> None:
 
 
 def _history(events: Path, model: ScoringModel) -> History:
-    from stream_scorer.backtest import read_history
+    from stream_scorer.review.backtest import read_history
 
     with contextmanager(_progress_bar)(events) as progress:
         history = read_history(events, model, progress)
@@ -239,7 +239,7 @@ def backtest(
     """
     import time
 
-    from stream_scorer.backtest import backtest_file
+    from stream_scorer.review.backtest import backtest_file
 
     model = _model(model_path)
     cutoff = _instant(as_of, "--as-of")
@@ -287,9 +287,9 @@ def tune(
     thresholds move so each tier keeps its share of contacts. Prints the
     held-out AUC of the old and the new model.
     """
-    from stream_scorer.model import read_document
-    from stream_scorer.tune import dump_model
-    from stream_scorer.tune import tune as fit
+    from stream_scorer.review.tune import dump_model
+    from stream_scorer.review.tune import tune as fit
+    from stream_scorer.scoring.model import read_document
 
     model = _model(model_path)
     converted = _conversions(conversions)
@@ -340,9 +340,9 @@ def evaluate(
     ] = None,
 ) -> None:
     """How well scores predicted conversions: report.json and a self-contained report.html."""
-    from stream_scorer.evaluate import evaluate as assess
-    from stream_scorer.evaluate import read_meta, read_scores
-    from stream_scorer.report import write_report
+    from stream_scorer.review.evaluate import evaluate as assess
+    from stream_scorer.review.evaluate import read_meta, read_scores
+    from stream_scorer.review.report import write_report
 
     converted = _conversions(conversions)
     assert converted is not None
@@ -372,7 +372,7 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Same seed, same files.")] = 0,
 ) -> None:
     """Generate synthetic engagement histories with hidden propensities and conversions."""
-    from stream_scorer.simulate import simulate as generate
+    from stream_scorer.review.simulate import simulate as generate
 
     if out.exists() and not out.is_dir():
         typer.echo(f"error: {out} is a file; --out is a directory", err=True)

@@ -3,7 +3,7 @@
 Order of preference:
 1. ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` from the environment;
 2. testcontainers (``apache/kafka``, ``redis``) when a Docker engine answers;
-3. local processes from :mod:`stream_scorer.devservices` (Kafka jars from Maven
+3. local processes from :mod:`stream_scorer.dev.services` (Kafka jars from Maven
    Central run by the machine's Java, Debian's redis-server), stopped by pid.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer import devservices, native
+from stream_scorer.dev import services as devservices
+from stream_scorer.scoring import native
 
 KAFKA_IMAGE = f"apache/kafka:{devservices.KAFKA_VERSION}"
 

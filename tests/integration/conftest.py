@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from stream_scorer import devservices
+from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
 from stream_scorer.settings import Settings
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.engine import replay
-from stream_scorer.model import load_model
+from stream_scorer.scoring.engine import replay
+from stream_scorer.scoring.model import load_model
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

@@ -18,9 +18,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.engine import explain, replay
 from stream_scorer.events import Event
-from stream_scorer.model import load_model
+from stream_scorer.scoring.engine import explain, replay
+from stream_scorer.scoring.model import load_model
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

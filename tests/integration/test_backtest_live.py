@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.backtest import score_row
-from stream_scorer.engine import advance, replay
 from stream_scorer.events import epoch_ms
-from stream_scorer.model import load_model
-from stream_scorer.store import RedisStore
+from stream_scorer.review.backtest import score_row
+from stream_scorer.scoring.engine import advance, replay
+from stream_scorer.scoring.model import load_model
+from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

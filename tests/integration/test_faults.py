@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import BusyLoadingError
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.engine import ContactState, replay
 from stream_scorer.events import Event
-from stream_scorer.model import ScoringModel, load_model
-from stream_scorer.store import RedisStore, progress_key
+from stream_scorer.scoring.engine import ContactState, replay
+from stream_scorer.scoring.model import ScoringModel, load_model
+from stream_scorer.worker.store import RedisStore, progress_key
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

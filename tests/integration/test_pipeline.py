@@ -12,10 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.engine import ContactState, replay
 from stream_scorer.events import Event
-from stream_scorer.model import load_model
-from stream_scorer.store import RedisStore, contact_keys
+from stream_scorer.scoring.engine import ContactState, replay
+from stream_scorer.scoring.model import load_model
+from stream_scorer.worker.store import RedisStore, contact_keys
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

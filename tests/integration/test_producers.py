@@ -15,11 +15,11 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from stream_scorer.client import EventProducer
-from stream_scorer.engine import replay
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event
-from stream_scorer.model import load_model
-from stream_scorer.store import RedisStore
+from stream_scorer.scoring.engine import replay
+from stream_scorer.scoring.model import load_model
+from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.engine import replay
 from stream_scorer.events import Event
-from stream_scorer.model import load_model
-from stream_scorer.store import RedisStore, contact_keys
+from stream_scorer.scoring.engine import replay
+from stream_scorer.scoring.model import load_model
+from stream_scorer.worker.store import RedisStore, contact_keys
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.engine import replay
 from stream_scorer.events import Event
-from stream_scorer.model import ScoringModel, load_model
-from stream_scorer.store import RedisStore
+from stream_scorer.scoring.engine import replay
+from stream_scorer.scoring.model import ScoringModel, load_model
+from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
 

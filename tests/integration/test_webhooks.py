@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream_scorer import devservices
-from stream_scorer.engine import replay
-from stream_scorer.model import load_model
-from stream_scorer.webhooks import signature
+from stream_scorer.dev import services as devservices
+from stream_scorer.scoring.engine import replay
+from stream_scorer.scoring.model import load_model
+from stream_scorer.worker.webhooks import signature
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stream_scorer.engine import (
+from stream_scorer.events import Event, epoch_ms
+from stream_scorer.scoring.engine import (
     Award,
     ContactState,
     Crossing,
@@ -33,10 +34,9 @@ from stream_scorer.engine import (
     apply,
     explain,
 )
-from stream_scorer.events import Event, epoch_ms
-from stream_scorer.model import CONTACT_UPDATED, ModelSpec, ScoringModel, compile_model
-from stream_scorer.model.conditions import Matcher, compile_condition
-from stream_scorer.model.spec import ScoreSpec, cross_check
+from stream_scorer.scoring.model import CONTACT_UPDATED, ModelSpec, ScoringModel, compile_model
+from stream_scorer.scoring.model.conditions import Matcher, compile_condition
+from stream_scorer.scoring.model.spec import ScoreSpec, cross_check
 
 #: ``PROPERTY_EXAMPLES=2000 pytest tests/property`` searches harder than the default run
 #: (about 40 s of CPU in all by default, 5-6 minutes at 1500).

@@ -6,9 +6,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stream_scorer.engine import ContactState, Effects, apply
 from stream_scorer.events import Event
-from stream_scorer.model import ScoringModel
+from stream_scorer.scoring.engine import ContactState, Effects, apply
+from stream_scorer.scoring.model import ScoringModel
 
 
 def event_at(

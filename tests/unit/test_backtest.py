@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.backtest import backtest_file, read_history, run_backtest, score_row
 from stream_scorer.cli import cli
-from stream_scorer.engine import advance_in_place, explain, replay
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, decode_event, epoch_ms
-from stream_scorer.model import load_model, parse_model
+from stream_scorer.review.backtest import backtest_file, read_history, run_backtest, score_row
+from stream_scorer.scoring.engine import advance_in_place, explain, replay
+from stream_scorer.scoring.model import load_model, parse_model
 
 from .scenario import event_at, make_stream
 

@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.model.conditions: every operator, combinators, paths, errors."""
+"""Unit tests for stream_scorer.scoring.model.conditions: every operator, combinators, paths, errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from stream_scorer.model import ConditionError, compile_condition
-from stream_scorer.model.conditions import OPERATORS, condition_keys, glob_matcher
+from stream_scorer.scoring.model import ConditionError, compile_condition
+from stream_scorer.scoring.model.conditions import OPERATORS, condition_keys, glob_matcher
 
 
 def holds(condition: dict[str, Any], data: dict[str, Any]) -> bool:

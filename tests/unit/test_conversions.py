@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer.conversions import read_conversions
 from stream_scorer.errors import ConversionsError
 from stream_scorer.events import epoch_ms
+from stream_scorer.review.conversions import read_conversions
 
 MAY = epoch_ms(datetime(2026, 5, 14, 9, 30, tzinfo=UTC))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from stream_scorer.metrics import Metrics
+from stream_scorer.worker.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NAME = re.compile(r"\bscorer_[a-z_]+")

@@ -48,7 +48,7 @@ def test_consuming_alerts_example_is_valid_python_on_the_default_topic() -> None
 def test_the_documented_signature_check_accepts_the_sinks_signature() -> None:
     import re
 
-    from stream_scorer.webhooks import signature
+    from stream_scorer.worker.webhooks import signature
 
     text = (ROOT / "docs" / "consuming-alerts.md").read_text()
     scope: dict[str, object] = {}

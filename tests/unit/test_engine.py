@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.engine, with every expected number worked out by hand.
+"""Unit tests for stream_scorer.scoring.engine, with every expected number worked out by hand.
 
 Each test builds a small model, feeds events with times relative to ``T0`` and
 checks values, awards, refusals and crossings against numbers computed in the
@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from stream_scorer.engine import (
+from stream_scorer.events import Event
+from stream_scorer.scoring.engine import (
     Award,
     ContactState,
     Crossing,
@@ -26,8 +27,7 @@ from stream_scorer.engine import (
     explain,
     replay,
 )
-from stream_scorer.events import Event
-from stream_scorer.model import ScoringModel, parse_model
+from stream_scorer.scoring.model import ScoringModel, parse_model
 
 from .scenario import event_at, feed
 

@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.model: loading, validation, problem places/lines, compiling."""
+"""Unit tests for stream_scorer.scoring.model: loading, validation, problem places/lines, compiling."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stream_scorer.errors import ModelError, ScorerError
-from stream_scorer.model import (
+from stream_scorer.scoring.model import (
     CONTACT_UPDATED,
     ScoringModel,
     load_model,

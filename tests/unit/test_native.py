@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer import native
+from stream_scorer.scoring import native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,16 +38,16 @@ def test_an_edited_source_makes_its_compiled_module_stale(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     package = tmp_path / "stream_scorer"
-    (package / "model").mkdir(parents=True)
     record = {}
     for name in native.MODULES:
         source = name.replace(".", "/") + ".py"
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / source).write_text("x = 1\n")
         record[source] = hashlib.sha256(b"x = 1\n").hexdigest()
     (package / "_native.json").write_text(json.dumps(record))
     monkeypatch.setattr(native.resources, "files", lambda _: package)
     monkeypatch.setattr(native, "compiled", lambda: dict.fromkeys(native.MODULES, True))
     assert native.stale() == []
-    (package / "engine.py").write_text("x = 2\n")
-    assert native.stale() == ["stream_scorer.engine"]
+    (package / "scoring" / "engine.py").write_text("x = 2\n")
+    assert native.stale() == ["stream_scorer.scoring.engine"]
     assert native.describe().endswith("STALE")

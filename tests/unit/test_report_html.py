@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.report: the self-contained HTML page and its JSON.
+"""Unit tests for stream_scorer.review.report: the self-contained HTML page and its JSON.
 
 A few hundred synthetic contacts (seeded) go through evaluate(); the page must
 carry everything inline, escape hostile data, and render in headless Chromium
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from stream_scorer.evaluate import AwardRecord, ScoreRow, evaluate
-from stream_scorer.report import render_html, write_report
+from stream_scorer.review.evaluate import AwardRecord, ScoreRow, evaluate
+from stream_scorer.review.report import render_html, write_report
 
 AS_OF = "2026-03-01T00:00:00Z"
 AS_OF_MS = 1_772_323_200_000

@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.simulate: reproducible, valid, time-ordered and informative.
+"""Unit tests for stream_scorer.review.simulate: reproducible, valid, time-ordered and informative.
 
 One module-wide history (1,500 contacts over 90 days, well under a second to draw)
 serves the checks of its content; determinism is checked on smaller ones.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer.conversions import read_conversions
-from stream_scorer.engine import replay
 from stream_scorer.events import CONTACT_UPDATED, Event, decode_event, epoch_ms
-from stream_scorer.model import ScoringModel, load_model
-from stream_scorer.simulate import DEFAULT_START, Simulation, generate, simulate
+from stream_scorer.review.conversions import read_conversions
+from stream_scorer.review.simulate import DEFAULT_START, Simulation, generate, simulate
+from stream_scorer.scoring.engine import replay
+from stream_scorer.scoring.model import ScoringModel, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = 1500

@@ -15,8 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from stream_scorer.errors import ModelError
-from stream_scorer.model.compiled import ScoringModel, compile_model
-from stream_scorer.model.spec import ModelSpec, cross_check
+from stream_scorer.scoring.model.compiled import ScoringModel, compile_model
+from stream_scorer.scoring.model.spec import ModelSpec, cross_check
 
 
 class _Yaml12Loader(yaml.SafeLoader):

@@ -4,16 +4,21 @@
 every key.
 """
 
-from stream_scorer.model.compiled import (
+from stream_scorer.scoring.model.compiled import (
     CONTACT_UPDATED,
     CompiledRule,
     CompiledScore,
     ScoringModel,
     compile_model,
 )
-from stream_scorer.model.conditions import ConditionError, compile_condition
-from stream_scorer.model.loader import load_model, parse_model, read_document, write_document
-from stream_scorer.model.spec import ModelSpec, Threshold, parse_duration
+from stream_scorer.scoring.model.conditions import ConditionError, compile_condition
+from stream_scorer.scoring.model.loader import (
+    load_model,
+    parse_model,
+    read_document,
+    write_document,
+)
+from stream_scorer.scoring.model.spec import ModelSpec, Threshold, parse_duration
 
 __all__ = [
     "CONTACT_UPDATED",

@@ -8,8 +8,8 @@ their scores) and which rules go with conversion (lift).
 
 Everything here is a pure computation over a backtest's ``scores.jsonl`` and
 ``backtest.json`` and a conversions mapping (see
-:func:`stream_scorer.conversions.read_conversions`); :func:`evaluate` returns
-the ``report.json`` document that :mod:`stream_scorer.report` renders.
+:func:`stream_scorer.review.conversions.read_conversions`); :func:`evaluate` returns
+the ``report.json`` document that :mod:`stream_scorer.review.report` renders.
 
 Decisions, each explained in the report too:
 
@@ -38,9 +38,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any, TypedDict, TypeGuard
 
-from stream_scorer.conversions import parse_time
 from stream_scorer.errors import ConversionsError, EvaluationError
 from stream_scorer.events import from_epoch_ms
+from stream_scorer.review.conversions import parse_time
 
 __all__ = [
     "AwardRecord",

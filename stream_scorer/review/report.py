@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from stream_scorer.evaluate import SMALL_SAMPLE
+from stream_scorer.review.evaluate import SMALL_SAMPLE
 
 CONVERTER = "#2563eb"
 NON_CONVERTER = "#94a3b8"
@@ -563,7 +563,7 @@ marked "few contacts".</dd>
 
 
 def render_html(report: Mapping[str, Any]) -> str:
-    """One self-contained HTML page for an :func:`~stream_scorer.evaluate.evaluate` report."""
+    """One self-contained HTML page for an :func:`~stream_scorer.review.evaluate.evaluate` report."""
     model = report["model"]
     score = report["score"]
     counts = report["counts"]

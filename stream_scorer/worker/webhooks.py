@@ -36,11 +36,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from mode import Service
 
-from stream_scorer.retry import retry
 from stream_scorer.settings import Settings
-from stream_scorer.store import KEY_PREFIX
+from stream_scorer.worker.retry import retry
+from stream_scorer.worker.store import KEY_PREFIX
 
-log = logging.getLogger("stream_scorer.webhooks")
+log = logging.getLogger(__name__)
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -15,7 +15,11 @@ from importlib import resources
 from pathlib import Path
 
 #: The modules ``setup.py`` compiles.
-MODULES = ("stream_scorer.engine", "stream_scorer.model.compiled", "stream_scorer.model.conditions")
+MODULES = (
+    "stream_scorer.scoring.engine",
+    "stream_scorer.scoring.model.compiled",
+    "stream_scorer.scoring.model.conditions",
+)
 
 
 def compiled() -> dict[str, bool]:

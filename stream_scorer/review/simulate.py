@@ -831,9 +831,9 @@ def _cell(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stream_scorer.simulate OUT``: write a synthetic history to a folder."""
+    """``python -m stream_scorer.review.simulate OUT``: write a synthetic history to a folder."""
     parser = argparse.ArgumentParser(
-        prog="python -m stream_scorer.simulate",
+        prog="python -m stream_scorer.review.simulate",
         description="Write a synthetic engagement history with its hidden truth.",
     )
     parser.add_argument("out", type=Path, help="folder for the three files")

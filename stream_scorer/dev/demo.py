@@ -26,11 +26,11 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaProducer
 
-from stream_scorer import devservices
 from stream_scorer.alerts import format_alert, tail_alerts
-from stream_scorer.model import CONTACT_UPDATED, ScoringModel
+from stream_scorer.dev import services as devservices
+from stream_scorer.scoring.model import CONTACT_UPDATED, ScoringModel
 from stream_scorer.settings import Settings
-from stream_scorer.topics import ensure_topics
+from stream_scorer.worker.topics import ensure_topics
 
 #: Relative frequency of each behaviour in the synthetic stream.
 EVENT_MIX = {

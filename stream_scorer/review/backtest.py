@@ -35,7 +35,6 @@ import msgspec.structs
 
 from stream_scorer.alerts import alert_payload
 from stream_scorer.client import read_events
-from stream_scorer.engine import ContactState, Crossing, advance_in_place, explain, replay
 from stream_scorer.errors import BacktestError, InvalidEvent
 from stream_scorer.events import (
     CONTACT_ID_PATTERN,
@@ -45,7 +44,8 @@ from stream_scorer.events import (
     decode_event,
     format_ms,
 )
-from stream_scorer.model import ScoringModel
+from stream_scorer.scoring.engine import ContactState, Crossing, advance_in_place, explain, replay
+from stream_scorer.scoring.model import ScoringModel
 
 #: How many bad lines a backtest keeps as examples.
 EXAMPLES = 10

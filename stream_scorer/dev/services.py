@@ -368,7 +368,7 @@ def local_services(appendonly: bool = False) -> Iterator[tuple[KafkaProcess, Red
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stream_scorer.devservices fetch|up``: prepare or run local services."""
+    """``python -m stream_scorer.dev.services fetch|up``: prepare or run local services."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["fetch"]:
         print(f"Kafka {KAFKA_VERSION} jars: {fetch_kafka()}")
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
         return 0
-    print("usage: python -m stream_scorer.devservices fetch|up", file=sys.stderr)
+    print("usage: python -m stream_scorer.dev.services fetch|up", file=sys.stderr)
     return 2
 
 

@@ -1,6 +1,6 @@
 """Contact state in Redis, written by one atomic compare-and-set per contact.
 
-Scoring itself is done by the reference engine (:mod:`stream_scorer.engine`)
+Scoring itself is done by the reference engine (:mod:`stream_scorer.scoring.engine`)
 in the worker, on the state read from Redis; ``store.lua`` writes the new
 state and the alerts it produced in one atomic step, only if the contact was
 not written since it was read. So the live path cannot drift from the
@@ -29,7 +29,9 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from stream_scorer.alerts import alert_payload
-from stream_scorer.engine import (
+from stream_scorer.errors import ScorerError
+from stream_scorer.events import Event
+from stream_scorer.scoring.engine import (
     ContactState,
     Crossing,
     ScoreExplanation,
@@ -37,10 +39,8 @@ from stream_scorer.engine import (
     apply_in_place,
     explain,
 )
-from stream_scorer.errors import ScorerError
-from stream_scorer.events import Event
-from stream_scorer.metrics import Metrics
-from stream_scorer.model import ScoringModel
+from stream_scorer.scoring.model import ScoringModel
+from stream_scorer.worker.metrics import Metrics
 
 KEY_PREFIX = "ss"
 
@@ -152,7 +152,7 @@ class RedisStore:
         self.cluster = cluster
         self._ttl_ms = ttl_seconds * 1000
         self._dedupe_ms = dedupe_seconds * 1000
-        source = resources.files("stream_scorer").joinpath("store.lua").read_text()
+        source = resources.files("stream_scorer.worker").joinpath("store.lua").read_text()
         self._script: AsyncScript = client.register_script(source)
         self._read_script: AsyncScript = client.register_script(_READ_MANY)
         self._advance_script: AsyncScript = client.register_script(_ADVANCE)

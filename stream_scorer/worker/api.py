@@ -16,7 +16,7 @@
   events per second, alerts per minute, consumer lag, the score distribution,
   the top leads and the latest alerts. With a token, open it as
   ``/dashboard?token=<token>`` (query tokens are accepted on every route).
-- ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.metrics`); like the
+- ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.worker.metrics`); like the
   health checks, open without the token, for scrapers and probes.
 - ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
   worker owns partitions of the events topic (503 otherwise).
@@ -38,9 +38,9 @@ from faust.web import Request, Response, View
 from stream_scorer.client import validate
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, from_epoch_ms
-from stream_scorer.metrics import CONTENT_TYPE, Metrics
 from stream_scorer.settings import Settings
-from stream_scorer.store import RedisStore
+from stream_scorer.worker.metrics import CONTENT_TYPE, Metrics
+from stream_scorer.worker.store import RedisStore
 
 Send = Callable[[Event], Awaitable[Any]]
 
@@ -180,7 +180,7 @@ def install(
             rows = await ranked(name, limit)
             return self.json({"score": name, "contacts": rows})
 
-    page = resources.files("stream_scorer").joinpath("web/dashboard.html").read_bytes()
+    page = resources.files("stream_scorer.worker").joinpath("web/dashboard.html").read_bytes()
 
     @app.page("/dashboard")
     class Dashboard(Guarded):

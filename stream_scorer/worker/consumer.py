@@ -34,12 +34,12 @@ from aiokafka.errors import (
 )
 from mode import Service
 
-from stream_scorer.metrics import Metrics
-from stream_scorer.retry import retry
 from stream_scorer.settings import Settings
-from stream_scorer.store import PendingAlert, RedisStore
+from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.retry import retry
+from stream_scorer.worker.store import PendingAlert, RedisStore
 
-log = logging.getLogger("stream_scorer.consumer")
+log = logging.getLogger(__name__)
 
 #: ``(key, value, topic, partition, offset, headers)`` of one record.
 Message = tuple[bytes | None, bytes | None, str, int, int, Sequence[tuple[str, bytes]]]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from stream_scorer.model.conditions import ConditionError, compile_condition
+from stream_scorer.scoring.model.conditions import ConditionError, compile_condition
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EVENT_TYPE = r"^[a-z][a-z0-9_.-]{0,63}$"

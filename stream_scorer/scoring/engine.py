@@ -43,7 +43,7 @@ from typing import Any
 
 from stream_scorer.alerts import alert_id
 from stream_scorer.events import EPOCH, Event
-from stream_scorer.model import CONTACT_UPDATED, CompiledRule, CompiledScore, ScoringModel
+from stream_scorer.scoring.model import CONTACT_UPDATED, CompiledRule, CompiledScore, ScoringModel
 
 
 @dataclass(slots=True, init=False)

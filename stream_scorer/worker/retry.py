@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-log = logging.getLogger("stream_scorer.retry")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

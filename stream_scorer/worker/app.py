@@ -1,7 +1,7 @@
 """The Faust app, built by :func:`create_app`: the worker's services and its web server.
 
 Nothing happens at import time. The events topic is read in batches by
-:class:`~stream_scorer.consumer.EventsConsumer`, a service of this app, and
+:class:`~stream_scorer.worker.consumer.EventsConsumer`, a service of this app, and
 each batch is handed to :class:`Scorer`, which never lets an exception drop
 an event: bad events go to the dead-letter topic with a reason, Redis and
 Kafka failures are retried with backoff, and anything else stops the
@@ -25,18 +25,18 @@ from typing import Any, TypeVar, cast
 import faust
 import redis.asyncio as aioredis
 
-from stream_scorer import api
-from stream_scorer.consumer import EventsConsumer, Message
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, check_event, decode_event
-from stream_scorer.metrics import Metrics
-from stream_scorer.model import ScoringModel, load_model
-from stream_scorer.retry import retry
+from stream_scorer.scoring.model import ScoringModel, load_model
 from stream_scorer.settings import Settings
-from stream_scorer.store import PendingAlert, RedisStore
-from stream_scorer.webhooks import WebhookSink
+from stream_scorer.worker import api
+from stream_scorer.worker.consumer import EventsConsumer, Message
+from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.retry import retry
+from stream_scorer.worker.store import PendingAlert, RedisStore
+from stream_scorer.worker.webhooks import WebhookSink
 
-log = logging.getLogger("stream_scorer.app")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from stream_scorer.errors import ServiceUnavailable
 from stream_scorer.settings import Settings
 
-log = logging.getLogger("stream_scorer.topics")
+log = logging.getLogger(__name__)
 
 
 async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
