@@ -37,8 +37,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream_scorer.dev import services as devservices
-from stream_scorer.events import Event
-from stream_scorer.scoring.model import CONTACT_UPDATED, ScoringModel, load_model
+from stream_scorer.events import CONTACT_UPDATED, Event
+from stream_scorer.scoring.model import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker.store import RedisStore
 from stream_scorer.worker.topics import ensure_topics

@@ -1,87 +1,54 @@
-"""Alerts: their identities and payloads, and reading them back off the topic.
+"""The alert wire format: what sales tools receive on the alerts topic.
 
-An alert id is a hash of what makes a crossing unique (contact, score, tier,
-direction and its cause: the event id, or ``expired@<ms>`` for a fall caused
-by expiring points), so a replay or a retry produces the same id and
-consumers dedupe on it. The payload is built only from the crossing, so the
-same crossing always serialises to the same bytes.
+An alert is one threshold crossing. Its ``alert_id`` is derived from what
+makes the crossing unique (:mod:`stream_scorer.scoring.crossings`), so a
+replay or a retry publishes the same id and consumers dedupe on it.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import Literal
 
-from aiokafka import AIOKafkaConsumer
-
-from stream_scorer.events import Alert, AlertReason, from_epoch_ms
-from stream_scorer.settings import Settings
-
-if TYPE_CHECKING:
-    from stream_scorer.scoring.engine import Crossing
-    from stream_scorer.scoring.model import ScoringModel
-
-#: ASCII unit separator: cannot appear in ids that pass validation.
-SEPARATOR = "\x1f"
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
-def alert_id(contact_id: str, score: str, tier: str, direction: str, cause: str) -> str:
-    """Deterministic id of one crossing."""
-    raw = SEPARATOR.join((contact_id, score, tier, direction, cause))
-    return hashlib.sha1(raw.encode()).hexdigest()  # an id, not a secret
+class AlertReason(BaseModel):
+    """One live award behind a crossing (the largest few are listed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    points: int
+    event_id: str
+    awarded_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
 
 
-def alert_payload(crossing: Crossing, model: ScoringModel) -> bytes:
-    """The JSON published to the alerts topic for one crossing."""
-    alert = Alert(
-        alert_id=crossing.alert_id,
-        contact_id=crossing.contact_id,
-        score=crossing.score,
-        tier=crossing.tier,
-        direction="up" if crossing.direction == "up" else "down",
-        value=crossing.value,
-        previous=crossing.previous,
-        threshold=crossing.threshold,
-        display=crossing.display,
-        trigger="expiry" if crossing.event_id is None else "event",
-        event_id=crossing.event_id,
-        occurred_at=from_epoch_ms(crossing.at),
-        model=model.name,
-        model_version=model.version,
-        reasons=[
-            AlertReason(
-                rule=a.rule,
-                points=a.points,
-                event_id=a.event_id,
-                awarded_at=from_epoch_ms(a.at),
-                expires_at=None if a.expires_at is None else from_epoch_ms(a.expires_at),
-            )
-            for a in crossing.reasons
-        ],
-    )
-    return alert.model_dump_json().encode()
+class Alert(BaseModel):
+    """A threshold crossing. ``alert_id`` is the same for the same crossing on every replay."""
 
+    model_config = ConfigDict(frozen=True)
 
-async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncIterator[Alert]:
-    """Follow the alerts topic without a consumer group (no offsets are committed)."""
-    consumer = AIOKafkaConsumer(
-        settings.alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        async for record in consumer:
-            if record.value is not None:
-                yield Alert.model_validate_json(record.value)
-    finally:
-        await consumer.stop()
+    alert_id: str = Field(description="Deterministic id: dedupe on it.")
+    contact_id: str
+    score: str = Field(description="The named score that crossed.")
+    tier: str = Field(description="The threshold's name, e.g. mql.")
+    direction: Literal["up", "down"]
+    value: int = Field(description="The score after the crossing.")
+    previous: int = Field(description="The score before the event or expiry that crossed.")
+    threshold: int = Field(description="The tier's 'at' level.")
+    display: int = Field(description="The score with the class digit, e.g. 2089.")
+    trigger: Literal["event", "expiry"]
+    event_id: str | None = Field(description="The event that caused it; null for expiry.")
+    occurred_at: AwareDatetime = Field(description="Event time of the cause.")
+    model: str
+    model_version: int
+    reasons: list[AlertReason] = Field(default_factory=list)
 
 
 def format_alert(alert: Alert) -> str:
+    """One terminal line per alert, as ``alerts tail`` and the demo print it."""
     arrow = "▲" if alert.direction == "up" else "▼"
     word = "sales-ready" if alert.direction == "up" else "cooled off "
     when = alert.occurred_at.astimezone(UTC).strftime("%H:%M:%S")

@@ -103,8 +103,9 @@ def produce(
     """
     from collections import Counter
 
-    from stream_scorer.client import EventProducer, read_events
+    from stream_scorer.client import EventProducer
     from stream_scorer.errors import InvalidEvent
+    from stream_scorer.event_files import read_events
 
     settings = _settings()
     if not file.is_file():
@@ -161,7 +162,7 @@ def _conversions(path: Path | None) -> dict[str, int] | None:
 
 def _instant(value: str | None, option: str) -> int | None:
     from stream_scorer.errors import ConversionsError
-    from stream_scorer.review.conversions import parse_time
+    from stream_scorer.times import parse_time
 
     if value is None:
         return None
@@ -391,7 +392,8 @@ class SchemaKind(StrEnum):
 
 def json_schema(kind: SchemaKind) -> str:
     """The JSON Schema of the event or the alert, as committed under docs/schemas/."""
-    from stream_scorer.events import Alert, Event
+    from stream_scorer.alerts import Alert
+    from stream_scorer.events import Event
 
     model = Event if kind is SchemaKind.events else Alert
     return json.dumps(model.model_json_schema(mode="validation"), indent=2) + "\n"
@@ -428,7 +430,8 @@ def alerts_tail(
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest alert.")] = False,
 ) -> None:
     """Follow the alerts topic and print alerts as they come."""
-    from stream_scorer.alerts import format_alert, tail_alerts
+    from stream_scorer.alerts import format_alert
+    from stream_scorer.client import tail_alerts
 
     settings = _settings()
 

@@ -15,78 +15,17 @@ fixed, instead of a dead letter later::
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, decode_event, validate_mapping
+from stream_scorer.alerts import Alert
+from stream_scorer.events import Event, validate
 from stream_scorer.settings import Settings
 
 DEFAULT_TOPIC = Settings.model_fields["events_topic"].default
-
-
-def validate(event: Event | Mapping[str, Any] | bytes | str) -> Event:
-    """An :class:`Event` from a model, a mapping or JSON; :class:`InvalidEvent` if it is not one."""
-    if isinstance(event, Event):
-        return event
-    if isinstance(event, bytes | str):
-        return decode_event(event.encode() if isinstance(event, str) else event)
-    return validate_mapping(event)
-
-
-#: Columns of an event CSV that are not properties.
-CSV_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
-
-
-def read_events(path: Path) -> Iterator[tuple[int, Event | InvalidEvent]]:
-    """Events of a JSON Lines or CSV file (by extension), with line numbers; bad ones as errors.
-
-    In a CSV, the columns other than ``event_id, contact_id, type, occurred_at``
-    are properties (a ``properties.`` prefix is dropped; empty cells are left
-    out), and a ``properties`` column may hold a JSON object.
-    """
-    if path.suffix.lower() == ".csv":
-        yield from _read_csv(path)
-        return
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, decode_event(line.rstrip(b"\r\n"), max_bytes=1 << 30)
-            except InvalidEvent as exc:
-                yield number, exc
-
-
-def _read_csv(path: Path) -> Iterator[tuple[int, Event | InvalidEvent]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            number = reader.line_num
-            record: dict[str, Any] = {k: row.get(k) for k in CSV_FIELDS if row.get(k)}
-            properties: dict[str, Any] = {}
-            try:
-                if row.get("properties"):
-                    loaded = json.loads(row["properties"] or "{}")
-                    if not isinstance(loaded, dict):
-                        raise InvalidEvent("invalid_field", "properties: must be a JSON object")
-                    properties.update(loaded)
-                for column, value in row.items():
-                    if column in CSV_FIELDS or column == "properties" or value in (None, ""):
-                        continue
-                    properties[column.removeprefix("properties.")] = value
-                record["properties"] = properties
-                yield number, validate(record)
-            except json.JSONDecodeError as exc:
-                yield number, InvalidEvent("malformed_json", f"properties: {exc}")
-            except InvalidEvent as exc:
-                yield number, exc
 
 
 class EventProducer:
@@ -130,3 +69,20 @@ class EventProducer:
 
     async def flush(self) -> None:
         await self._producer.flush()
+
+
+async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncIterator[Alert]:
+    """Follow the alerts topic without a consumer group (no offsets are committed)."""
+    consumer = AIOKafkaConsumer(
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.value is not None:
+                yield Alert.model_validate_json(record.value)
+    finally:
+        await consumer.stop()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 from pydantic import (
     AwareDatetime,
@@ -56,40 +56,6 @@ class Event(BaseModel):
         return value
 
 
-class AlertReason(BaseModel):
-    """One live award behind a crossing (the largest few are listed)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    rule: str
-    points: int
-    event_id: str
-    awarded_at: AwareDatetime
-    expires_at: AwareDatetime | None = None
-
-
-class Alert(BaseModel):
-    """A threshold crossing. ``alert_id`` is the same for the same crossing on every replay."""
-
-    model_config = ConfigDict(frozen=True)
-
-    alert_id: str = Field(description="Deterministic id: dedupe on it.")
-    contact_id: str
-    score: str = Field(description="The named score that crossed.")
-    tier: str = Field(description="The threshold's name, e.g. mql.")
-    direction: Literal["up", "down"]
-    value: int = Field(description="The score after the crossing.")
-    previous: int = Field(description="The score before the event or expiry that crossed.")
-    threshold: int = Field(description="The tier's 'at' level.")
-    display: int = Field(description="The score with the class digit, e.g. 2089.")
-    trigger: Literal["event", "expiry"]
-    event_id: str | None = Field(description="The event that caused it; null for expiry.")
-    occurred_at: AwareDatetime = Field(description="Event time of the cause.")
-    model: str
-    model_version: int
-    reasons: list[AlertReason] = Field(default_factory=list)
-
-
 def decode_event(
     raw: bytes | None,
     max_bytes: int = 65_536,
@@ -129,6 +95,15 @@ def validate_mapping(document: Mapping[str, Any]) -> Event:
     elif "messageId" in document:
         document = _from_segment(dict(document))
     return _validated(document)
+
+
+def validate(event: Event | Mapping[str, Any] | bytes | str) -> Event:
+    """An :class:`Event` from a model, a mapping or JSON; :class:`InvalidEvent` if it is not one."""
+    if isinstance(event, Event):
+        return event
+    if isinstance(event, bytes | str):
+        return decode_event(event.encode() if isinstance(event, str) else event)
+    return validate_mapping(event)
 
 
 def _validated(document: Mapping[str, Any]) -> Event:
@@ -234,39 +209,3 @@ def check_event(event: Event, known_types: Collection[str] | None, not_after: da
 
 def encode_event(event: Event) -> bytes:
     return event.model_dump_json().encode()
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MS = timedelta(milliseconds=1)
-
-
-def epoch_ms(ts: datetime) -> int:
-    """Milliseconds since the Unix epoch: the engine's integer clock."""
-    return (ts - EPOCH) // ONE_MS
-
-
-def from_epoch_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-_DAYS: dict[int, str] = {}
-_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
-_SECONDS = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]
-
-
-def format_ms(ms: int) -> str:
-    """Epoch ms as RFC 3339 in UTC, ``2026-01-01T09:30:00.000Z``, from tables.
-
-    Backtests and simulations write one per award or event, millions of
-    them: this is several times faster than ``isoformat``.
-    """
-    day, rest = divmod(ms, 86_400_000)
-    prefix = _DAYS.get(day)
-    if prefix is None:
-        prefix = _DAYS[day] = from_epoch_ms(day * 86_400_000).strftime("%Y-%m-%dT")
-    return prefix + _MINUTES[rest // 60_000] + _SECONDS[rest % 60_000]
-
-
-def utc(ts: datetime) -> datetime:
-    """The same instant in UTC (events may carry any offset)."""
-    return ts.astimezone(UTC)

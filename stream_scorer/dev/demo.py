@@ -26,9 +26,11 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaProducer
 
-from stream_scorer.alerts import format_alert, tail_alerts
+from stream_scorer.alerts import format_alert
+from stream_scorer.client import tail_alerts
 from stream_scorer.dev import services as devservices
-from stream_scorer.scoring.model import CONTACT_UPDATED, ScoringModel
+from stream_scorer.events import CONTACT_UPDATED
+from stream_scorer.scoring.model import ScoringModel
 from stream_scorer.settings import Settings
 from stream_scorer.worker.topics import ensure_topics
 

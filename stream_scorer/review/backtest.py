@@ -33,19 +33,13 @@ from typing import Any
 import msgspec
 import msgspec.structs
 
-from stream_scorer.alerts import alert_payload
-from stream_scorer.client import read_events
 from stream_scorer.errors import BacktestError, InvalidEvent
-from stream_scorer.events import (
-    CONTACT_ID_PATTERN,
-    EPOCH,
-    ONE_MS,
-    Event,
-    decode_event,
-    format_ms,
-)
+from stream_scorer.event_files import read_events
+from stream_scorer.events import CONTACT_ID_PATTERN, Event, decode_event
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import ContactState, Crossing, advance_in_place, explain, replay
 from stream_scorer.scoring.model import ScoringModel
+from stream_scorer.times import EPOCH, ONE_MS, format_ms
 
 #: How many bad lines a backtest keeps as examples.
 EXAMPLES = 10

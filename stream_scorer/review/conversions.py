@@ -13,25 +13,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from stream_scorer.errors import ConversionsError
-from stream_scorer.events import epoch_ms
-
-
-def parse_time(value: Any, place: str) -> int:
-    """An RFC 3339 time (``Z`` or an offset) as epoch milliseconds."""
-    if not isinstance(value, str) or len(value) < 16:
-        raise ConversionsError(f"{place}: {value!r} is not an RFC 3339 time")
-    try:
-        ts = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ConversionsError(f"{place}: {value!r} is not an RFC 3339 time") from None
-    if ts.tzinfo is None:
-        raise ConversionsError(f"{place}: {value!r} has no UTC offset (add Z)")
-    return epoch_ms(ts)
+from stream_scorer.times import parse_time
 
 
 def _rows(path: Path) -> Iterator[tuple[int, Any]]:

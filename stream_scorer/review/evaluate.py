@@ -39,8 +39,7 @@ from statistics import median
 from typing import Any, TypedDict, TypeGuard
 
 from stream_scorer.errors import ConversionsError, EvaluationError
-from stream_scorer.events import from_epoch_ms
-from stream_scorer.review.conversions import parse_time
+from stream_scorer.times import from_epoch_ms, parse_time
 
 __all__ = [
     "AwardRecord",

@@ -563,7 +563,7 @@ marked "few contacts".</dd>
 
 
 def render_html(report: Mapping[str, Any]) -> str:
-    """One self-contained HTML page for an :func:`~stream_scorer.review.evaluate.evaluate` report."""
+    """One self-contained HTML page for an evaluation report."""
     model = report["model"]
     score = report["score"]
     counts = report["counts"]

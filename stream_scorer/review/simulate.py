@@ -44,7 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stream_scorer.events import CONTACT_UPDATED, epoch_ms, format_ms
+from stream_scorer.events import CONTACT_UPDATED
+from stream_scorer.times import epoch_ms, format_ms
 
 #: The start of a simulation when none is given, so that a seed alone fixes the output.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stream_scorer.alerts import alert_id
-from stream_scorer.events import EPOCH, Event
-from stream_scorer.scoring.model import CONTACT_UPDATED, CompiledRule, CompiledScore, ScoringModel
+from stream_scorer.events import CONTACT_UPDATED, Event
+from stream_scorer.scoring.crossings import alert_id
+from stream_scorer.scoring.model import CompiledRule, CompiledScore, ScoringModel
+from stream_scorer.times import EPOCH
 
 
 @dataclass(slots=True, init=False)

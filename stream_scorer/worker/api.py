@@ -35,10 +35,10 @@ import aiohttp.web
 import faust
 from faust.web import Request, Response, View
 
-from stream_scorer.client import validate
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, from_epoch_ms
+from stream_scorer.events import Event, validate
 from stream_scorer.settings import Settings
+from stream_scorer.times import from_epoch_ms
 from stream_scorer.worker.metrics import CONTENT_TYPE, Metrics
 from stream_scorer.worker.store import RedisStore
 

@@ -28,9 +28,9 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from stream_scorer.alerts import alert_payload
 from stream_scorer.errors import ScorerError
 from stream_scorer.events import Event
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import (
     ContactState,
     Crossing,

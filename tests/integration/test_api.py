@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.alerts import alert_payload
 from stream_scorer.events import Event
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import explain, replay
 from stream_scorer.scoring.model import load_model
 

@@ -22,8 +22,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import BusyLoadingError
 
-from stream_scorer.alerts import alert_payload
 from stream_scorer.events import Event
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import ContactState, replay
 from stream_scorer.scoring.model import ScoringModel, load_model
 from stream_scorer.worker.store import RedisStore, progress_key

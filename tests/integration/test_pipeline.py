@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.alerts import alert_payload
 from stream_scorer.events import Event
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import ContactState, replay
 from stream_scorer.scoring.model import load_model
 from stream_scorer.worker.store import RedisStore, contact_keys

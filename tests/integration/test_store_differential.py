@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_scorer.alerts import alert_payload
 from stream_scorer.events import Event
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import replay
 from stream_scorer.scoring.model import ScoringModel, load_model
 from stream_scorer.worker.store import RedisStore

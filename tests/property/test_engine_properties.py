@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stream_scorer.events import Event, epoch_ms
+from stream_scorer.events import CONTACT_UPDATED, Event
 from stream_scorer.scoring.engine import (
     Award,
     ContactState,
@@ -34,9 +34,10 @@ from stream_scorer.scoring.engine import (
     apply,
     explain,
 )
-from stream_scorer.scoring.model import CONTACT_UPDATED, ModelSpec, ScoringModel, compile_model
+from stream_scorer.scoring.model import ModelSpec, ScoringModel, compile_model
 from stream_scorer.scoring.model.conditions import Matcher, compile_condition
 from stream_scorer.scoring.model.spec import ScoreSpec, cross_check
+from stream_scorer.times import epoch_ms
 
 #: ``PROPERTY_EXAMPLES=2000 pytest tests/property`` searches harder than the default run
 #: (about 40 s of CPU in all by default, 5-6 minutes at 1500).

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stream_scorer.alerts import alert_payload
 from stream_scorer.cli import cli
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, decode_event, epoch_ms
+from stream_scorer.events import Event, decode_event
 from stream_scorer.review.backtest import backtest_file, read_history, run_backtest, score_row
+from stream_scorer.scoring.crossings import alert_payload
 from stream_scorer.scoring.engine import advance_in_place, explain, replay
 from stream_scorer.scoring.model import load_model, parse_model
+from stream_scorer.times import epoch_ms
 
 from .scenario import event_at, make_stream
 
@@ -265,7 +266,7 @@ gates:
 
 
 def test_time_strings_round_trip() -> None:
-    from stream_scorer.events import format_ms as _time
+    from stream_scorer.times import format_ms as _time
 
     for ms in (0, 1, 999, DAY - 1, epoch_ms(T0) + 123, epoch_ms(T0 + timedelta(days=400))):
         assert epoch_ms(datetime.fromisoformat(_time(ms))) == ms

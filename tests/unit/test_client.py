@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer.client import read_events, validate
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event
+from stream_scorer.event_files import read_events
+from stream_scorer.events import Event, validate
 
 GOOD = {
     "event_id": "e-1",

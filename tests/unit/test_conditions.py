@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.scoring.model.conditions: every operator, combinators, paths, errors."""
+"""Model conditions: every operator, combinators, paths, errors."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from stream_scorer.errors import ConversionsError
-from stream_scorer.events import epoch_ms
 from stream_scorer.review.conversions import read_conversions
+from stream_scorer.times import epoch_ms
 
 MAY = epoch_ms(datetime(2026, 5, 14, 9, 30, tzinfo=UTC))
 

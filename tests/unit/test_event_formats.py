@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stream_scorer.client import validate
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import CONTACT_UPDATED, decode_event, snake_case
+from stream_scorer.events import CONTACT_UPDATED, decode_event, snake_case, validate
 
 WHEN = "2026-11-28T12:00:00Z"
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)

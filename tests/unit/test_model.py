@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.scoring.model: loading, validation, problem places/lines, compiling."""
+"""The model language: loading, validation, problem places/lines, compiling."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from stream_scorer.errors import ModelError, ScorerError
-from stream_scorer.scoring.model import (
-    CONTACT_UPDATED,
-    ScoringModel,
-    load_model,
-    parse_duration,
-    parse_model,
-)
+from stream_scorer.events import CONTACT_UPDATED
+from stream_scorer.scoring.model import ScoringModel, load_model, parse_duration, parse_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = ROOT / "config" / "scoring.yaml"

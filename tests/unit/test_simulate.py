@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer.events import CONTACT_UPDATED, Event, decode_event, epoch_ms
+from stream_scorer.events import CONTACT_UPDATED, Event, decode_event
 from stream_scorer.review.conversions import read_conversions
 from stream_scorer.review.simulate import DEFAULT_START, Simulation, generate, simulate
 from stream_scorer.scoring.engine import replay
 from stream_scorer.scoring.model import ScoringModel, load_model
+from stream_scorer.times import epoch_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = 1500

@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from stream_scorer.cli import cli
-from stream_scorer.events import epoch_ms
 from stream_scorer.review.backtest import Backtest, History, read_history, run_backtest
 from stream_scorer.review.conversions import read_conversions
 from stream_scorer.review.evaluate import auc
 from stream_scorer.review.simulate import simulate
 from stream_scorer.review.tune import Tuning, features, fit_logistic, held_out, tune
 from stream_scorer.scoring.model import load_model, parse_model, read_document, write_document
+from stream_scorer.times import epoch_ms
 
 MODEL_PATH = Path("config/scoring.yaml")
 MODEL = load_model(MODEL_PATH)

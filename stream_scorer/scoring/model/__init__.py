@@ -5,7 +5,6 @@ every key.
 """
 
 from stream_scorer.scoring.model.compiled import (
-    CONTACT_UPDATED,
     CompiledRule,
     CompiledScore,
     ScoringModel,
@@ -21,7 +20,6 @@ from stream_scorer.scoring.model.loader import (
 from stream_scorer.scoring.model.spec import ModelSpec, Threshold, parse_duration
 
 __all__ = [
-    "CONTACT_UPDATED",
     "CompiledRule",
     "CompiledScore",
     "ConditionError",

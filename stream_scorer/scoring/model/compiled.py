@@ -7,11 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stream_scorer.events import CONTACT_UPDATED
 from stream_scorer.scoring.model.conditions import Matcher, as_number, compile_condition
 from stream_scorer.scoring.model.spec import ModelSpec, Rule, Threshold
-
-#: The event type that sets (or, with null, removes) contact attributes.
-CONTACT_UPDATED = "contact_updated"
 
 
 @dataclass(frozen=True, slots=True)

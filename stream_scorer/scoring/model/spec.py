@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from stream_scorer.events import EVENT_TYPE_PATTERN
 from stream_scorer.scoring.model.conditions import ConditionError, compile_condition
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-EVENT_TYPE = r"^[a-z][a-z0-9_.-]{0,63}$"
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 
@@ -118,7 +118,7 @@ class ScoreSpec(Strict):
 class EventMatch(Strict):
     """Which events a rule matches: a type and conditions on the event's properties."""
 
-    type: str = Field(pattern=EVENT_TYPE)
+    type: str = Field(pattern=EVENT_TYPE_PATTERN)
     where: Condition | None = None
 
 

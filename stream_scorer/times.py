@@ -1,0 +1,61 @@
+"""Time as the scorer counts it: integer milliseconds since the Unix epoch, in UTC.
+
+The engine's clock is epoch ms; the wire formats carry RFC 3339 times. Every
+conversion between the two lives here, so a backtest row, a simulated event,
+an alert and an API answer write the same instant the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stream_scorer.errors import ConversionsError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the Unix epoch: the engine's integer clock."""
+    return (ts - EPOCH) // ONE_MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def now_ms() -> int:
+    """The wall clock in epoch ms (the sweeper's "now"; scoring itself uses event time)."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+_DAYS: dict[int, str] = {}
+_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
+_SECONDS = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]
+
+
+def format_ms(ms: int) -> str:
+    """Epoch ms as RFC 3339 in UTC, ``2026-01-01T09:30:00.000Z``, from tables.
+
+    Backtests and simulations write one per award or event, millions of
+    them: this is several times faster than ``isoformat``.
+    """
+    day, rest = divmod(ms, 86_400_000)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = _DAYS[day] = from_epoch_ms(day * 86_400_000).strftime("%Y-%m-%dT")
+    return prefix + _MINUTES[rest // 60_000] + _SECONDS[rest % 60_000]
+
+
+def parse_time(value: Any, place: str) -> int:
+    """An RFC 3339 time (``Z`` or an offset) as epoch ms; the error names ``place``."""
+    if not isinstance(value, str) or len(value) < 16:
+        raise ConversionsError(f"{place}: {value!r} is not an RFC 3339 time")
+    try:
+        ts = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ConversionsError(f"{place}: {value!r} is not an RFC 3339 time") from None
+    if ts.tzinfo is None:
+        raise ConversionsError(f"{place}: {value!r} has no UTC offset (add Z)")
+    return epoch_ms(ts)
