@@ -13,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import runpy
 from pathlib import Path
 from typing import Any
 
 from setuptools import setup
 
-NATIVE = [
-    "stream_scorer/scoring/engine.py",
-    "stream_scorer/scoring/model/compiled.py",
-    "stream_scorer/scoring/model/conditions.py",
-]
+#: The sources to compile, listed once: ``MODULES`` in stream_scorer/scoring/native.py
+#: (run as a file: it imports only the standard library, so the package need not be importable).
+NATIVE: list[str] = runpy.run_path("stream_scorer/scoring/native.py")["sources"]()
 RECORD = Path("stream_scorer/_native.json")
 
 

@@ -26,8 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from stream_scorer.events import CONTACT_UPDATED, Event
-from stream_scorer.scoring import native
-from stream_scorer.scoring.engine import ContactState, apply, replay
+from stream_scorer.scoring import ContactState, apply, native, replay
 from stream_scorer.scoring.model import ScoringModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]

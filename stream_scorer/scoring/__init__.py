@@ -5,22 +5,19 @@ apply events with it. It imports no Kafka, Redis or HTTP library and nothing
 from the worker, review or dev packages (checked by the import contracts).
 """
 
-from stream_scorer.scoring.crossings import alert_id, alert_payload
+from stream_scorer.scoring.crossings import Crossing, alert_id, alert_payload
 from stream_scorer.scoring.engine import (
-    Award,
-    ContactState,
-    Crossing,
     Effects,
-    Refusal,
-    ScoreExplanation,
     advance,
     advance_in_place,
     apply,
     apply_in_place,
-    explain,
-    replay,
 )
+from stream_scorer.scoring.explain import ScoreExplanation, award_record, explain
 from stream_scorer.scoring.model import ScoringModel, load_model, parse_model
+from stream_scorer.scoring.replay import replay
+from stream_scorer.scoring.rules import Refusal
+from stream_scorer.scoring.state import Award, ContactState
 
 __all__ = [
     "Award",
@@ -36,6 +33,7 @@ __all__ = [
     "alert_payload",
     "apply",
     "apply_in_place",
+    "award_record",
     "explain",
     "load_model",
     "parse_model",

@@ -10,14 +10,12 @@ same crossing always serialises to the same bytes.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from stream_scorer.alerts import Alert, AlertReason
+from stream_scorer.scoring.model import ScoringModel
+from stream_scorer.scoring.state import Award
 from stream_scorer.times import from_epoch_ms
-
-if TYPE_CHECKING:
-    from stream_scorer.scoring.engine import Crossing
-    from stream_scorer.scoring.model import ScoringModel
 
 #: ASCII unit separator: cannot appear in ids that pass validation.
 SEPARATOR = "\x1f"
@@ -27,6 +25,59 @@ def alert_id(contact_id: str, score: str, tier: str, direction: str, cause: str)
     """Deterministic id of one crossing."""
     raw = SEPARATOR.join((contact_id, score, tier, direction, cause))
     return hashlib.sha1(raw.encode()).hexdigest()  # an id, not a secret
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Crossing:
+    """A tier crossed up or down; ``cause`` is an event id or ``expired@<ms>``."""
+
+    contact_id: str
+    score: str
+    tier: str
+    direction: str
+    value: int
+    previous: int
+    threshold: int
+    cause: str
+    at: int
+    display: int
+    reasons: tuple[Award, ...]
+
+    def __init__(
+        self,
+        contact_id: str,
+        score: str,
+        tier: str,
+        direction: str,
+        value: int,
+        previous: int,
+        threshold: int,
+        cause: str,
+        at: int,
+        display: int,
+        reasons: tuple[Award, ...] = (),
+    ) -> None:
+        # Written out: compiled, the generated one ran as interpreted Python.
+        put = object.__setattr__  # frozen: the class's own __setattr__ refuses
+        put(self, "contact_id", contact_id)
+        put(self, "score", score)
+        put(self, "tier", tier)
+        put(self, "direction", direction)
+        put(self, "value", value)
+        put(self, "previous", previous)
+        put(self, "threshold", threshold)
+        put(self, "cause", cause)
+        put(self, "at", at)
+        put(self, "display", display)
+        put(self, "reasons", reasons)
+
+    @property
+    def alert_id(self) -> str:
+        return alert_id(self.contact_id, self.score, self.tier, self.direction, self.cause)
+
+    @property
+    def event_id(self) -> str | None:
+        return None if self.cause.startswith("expired@") else self.cause
 
 
 def alert_payload(crossing: Crossing, model: ScoringModel) -> bytes:

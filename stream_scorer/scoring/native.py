@@ -4,6 +4,10 @@
 records the hashes of the sources it compiled. An extension module shadows
 its ``.py`` file, so an edited source with an old build would run old code:
 :func:`stale` names such modules (the test suite refuses to run with any).
+
+:data:`MODULES` is the one list of compiled modules: ``setup.py`` and
+``scripts/setup`` run this file as a script (``--sources``) to read it, which
+is why it imports nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -14,12 +18,26 @@ import json
 from importlib import resources
 from pathlib import Path
 
-#: The modules ``setup.py`` compiles.
+#: The modules ``setup.py`` compiles: everything that runs for each event, compiled
+#: together so that their calls to each other (private helpers included) are native.
 MODULES = (
+    "stream_scorer.scoring.state",
+    "stream_scorer.scoring.tally",
+    "stream_scorer.scoring.rules",
+    "stream_scorer.scoring.attributes",
+    "stream_scorer.scoring.crossings",
+    "stream_scorer.scoring.tiers",
     "stream_scorer.scoring.engine",
+    "stream_scorer.scoring.replay",
+    "stream_scorer.scoring.explain",
     "stream_scorer.scoring.model.compiled",
     "stream_scorer.scoring.model.conditions",
 )
+
+
+def sources() -> list[str]:
+    """The source file of each compiled module, relative to the project root."""
+    return [name.replace(".", "/") + ".py" for name in MODULES]
 
 
 def compiled() -> dict[str, bool]:
@@ -62,3 +80,11 @@ def describe() -> str:
     return "mixed: " + ", ".join(
         f"{k.rsplit('.', 1)[1]}={'c' if v else 'py'}" for k, v in state.items()
     )
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--sources"]:
+        sys.exit("usage: python stream_scorer/scoring/native.py --sources")
+    print("\n".join(sources()))

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream_scorer.events import CONTACT_UPDATED, Event
-from stream_scorer.scoring.engine import (
+from stream_scorer.scoring import (
     Award,
     ContactState,
     Crossing,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.engine import (
+from stream_scorer.scoring import (
     Award,
     ContactState,
     Crossing,
@@ -24,6 +24,7 @@ from stream_scorer.scoring.engine import (
     advance,
     apply,
     apply_in_place,
+    award_record,
     explain,
     replay,
 )
@@ -879,17 +880,27 @@ def test_explain() -> None:
         ("neg", -3, "n1"),
         ("plain", 2, "p1"),
     ]
-    data = s.to_json()
-    assert data["awards"][1] == {
+    data = award_record(s.awards[1], lambda ms: f"t{ms}")
+    assert data == {
         "rule": "big",
         "score": "s",
         "category": "b",
         "points": 8,
         "event_id": "b1",
-        "at": T0_MS + SEC,
-        "expires_at": T0_MS + SEC + DAY,
+        "awarded_at": f"t{T0_MS + SEC}",
+        "expires_at": f"t{T0_MS + SEC + DAY}",
     }
+    assert list(data) == [
+        "rule",
+        "score",
+        "category",
+        "points",
+        "event_id",
+        "awarded_at",
+        "expires_at",
+    ]
     assert json.loads(json.dumps(data)) == data
+    assert award_record(s.awards[0], str)["expires_at"] is None  # an attribute award
     t = out["t"]
     assert (t.value, t.tiers, t.gates, t.categories, t.awards) == (0, [], {"adult": True}, {}, [])
 

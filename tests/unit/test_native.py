@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,40 @@ def test_describe_names_the_build() -> None:
         assert text.startswith("mixed")
 
 
-def test_setup_compiles_exactly_the_listed_modules() -> None:
-    setup = (ROOT / "setup.py").read_text()
-    for name in native.MODULES:
-        assert f'"{name.replace(".", "/")}.py"' in setup
+def test_the_list_of_compiled_modules_is_read_from_one_place() -> None:
+    """setup.py (what it compiles) and scripts/setup (what it hashes) read MODULES."""
+    assert native.sources() == [m.replace(".", "/") + ".py" for m in native.MODULES]
+    for source in native.sources():
+        assert (ROOT / source).is_file(), source
+    listed = subprocess.run(
+        [sys.executable, "-I", "stream_scorer/scoring/native.py", "--sources"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert listed == native.sources()
+    assert (
+        'runpy.run_path("stream_scorer/scoring/native.py")["sources"]()'
+        in (ROOT / "setup.py").read_text()
+    )
+    setup_script = (ROOT / "scripts" / "setup").read_text()
+    assert "stream_scorer/scoring/native.py --sources" in setup_script
+    assert "native_sources=(setup.py stream_scorer/scoring/native.py" in setup_script
+
+
+def test_every_module_of_the_scoring_path_is_compiled() -> None:
+    """A new module of the engine left out of MODULES would run interpreted."""
+    scoring = ROOT / "stream_scorer" / "scoring"
+    interpreted = {
+        "stream_scorer/scoring/__init__.py",
+        "stream_scorer/scoring/native.py",  # the build check itself
+        "stream_scorer/scoring/model/__init__.py",
+        "stream_scorer/scoring/model/loader.py",  # reads YAML, once per model
+        "stream_scorer/scoring/model/spec.py",  # pydantic: validation, once per model
+    }
+    found = {str(p.relative_to(ROOT)) for p in scoring.rglob("*.py")}
+    assert found - interpreted == set(native.sources())
 
 
 def test_an_edited_source_makes_its_compiled_module_stale(

@@ -21,8 +21,7 @@ from typer.testing import CliRunner
 from stream_scorer.cli import cli
 from stream_scorer.errors import ModelError
 from stream_scorer.events import Event
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import ContactState, Effects, advance, apply, explain
+from stream_scorer.scoring import ContactState, Effects, advance, alert_payload, apply, explain
 from stream_scorer.scoring.model import ScoringModel, load_model, parse_duration, parse_model
 from stream_scorer.times import epoch_ms
 

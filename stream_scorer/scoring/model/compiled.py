@@ -54,29 +54,12 @@ class CompiledScore:
     tiers: tuple[tuple[str, int, int], ...]
 
     def clamp(self, value: int) -> int:
+        """``value`` within the score's ``min``/``max`` (a category's are in ``scoring.tally``)."""
         if value < self.min:
             return self.min
         if self.max is not None and value > self.max:
             return self.max
         return value
-
-    def value(self, sums: dict[str, int]) -> int:
-        """The score from its per-category sums (``""`` is uncategorised points)."""
-        total = 0
-        categories = self.categories
-        for category, raw in sums.items():
-            if category:
-                low, high = categories[category]
-                if high is not None and raw > high:
-                    raw = high
-                if low is not None and raw < low:
-                    raw = low
-            total += raw
-        if total < self.min:
-            return self.min
-        if self.max is not None and total > self.max:
-            return self.max
-        return total
 
 
 @dataclass(frozen=True)
