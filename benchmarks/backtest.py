@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine import make_events
 
-from stream_scorer.review.backtest import _encoded, backtest_file, read_history, run_backtest
-from stream_scorer.scoring import native
-from stream_scorer.scoring.model import ScoringModel, load_model
+from stream_scorer.review.backtest import backtest_file, read_history, run_backtest
+from stream_scorer.review.backtest.output import encoded
+from stream_scorer.scoring import ScoringModel, load_model, native
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def backtest(path: Path, model: ScoringModel, out: Path, jobs: int) -> dict[str,
     t1 = time.perf_counter()
     result = run_backtest(model, history.events, history.times)
     t2 = time.perf_counter()
-    _encoded(result)
+    encoded(result)
     t3 = time.perf_counter()
     backtest_file(path, model, out, jobs=1)
     t4 = time.perf_counter()

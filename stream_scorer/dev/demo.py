@@ -1,9 +1,10 @@
 """The demo: real services, a worker, a synthetic producer, alerts on screen.
 
 It runs the same worker a user deploys (``stream-scorer worker``, as a child
-process) against Kafka and Redis started for the occasion, publishes a
-plausible mix of engagement events for a few hundred contacts, and prints
-every alert the worker publishes. Ctrl-C stops everything it started.
+process) against Kafka and Redis started for the occasion, publishes the
+simulator's engagement events for a few hundred contacts as they happen
+(:func:`~stream_scorer.review.simulation.live_events`), and prints every
+alert the worker publishes. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -29,102 +27,31 @@ from aiokafka import AIOKafkaProducer
 from stream_scorer.alerts import format_alert
 from stream_scorer.client import tail_alerts
 from stream_scorer.dev import services as devservices
-from stream_scorer.events import CONTACT_UPDATED
-from stream_scorer.scoring.model import ScoringModel
+from stream_scorer.review.simulation import live_events
+from stream_scorer.scoring import ScoringModel
 from stream_scorer.settings import Settings
 from stream_scorer.worker.topics import ensure_topics
 
-#: Relative frequency of each behaviour in the synthetic stream.
-EVENT_MIX = {
-    "email_open": 30,
-    "email_click": 12,
-    "page_visit": 25,
-    "website_session": 10,
-    "content_download": 5,
-    "form_submit": 4,
-    "webinar_attended": 3,
-    "trial_signup": 1,
-    "demo_request": 1,
-    "unsubscribe": 1,
-    "email_bounce": 1,
-}
-ATTRIBUTES: dict[str, list[object]] = {
-    "country": ["US", "US", "CA", "DE", "GB", "FR", "BR", "IN"],
-    "job_title": [
-        "VP Marketing",
-        "Head of Sales",
-        "Marketing Manager",
-        "Engineer",
-        "Analyst",
-        "Chief Revenue Officer",
-        "Student",
-    ],
-    "seniority": ["executive", "director", "manager", "individual"],
-    "department": ["marketing", "sales", "engineering", "finance"],
-    "company_size": [8, 40, 120, 600, 2500, 12000],
-    "industry": ["software", "saas", "retail", "fintech", "manufacturing"],
-    "age": [17, 25, 34, 41, 58],
-    "budget": [0, 5000, 20000],
-}
-PROPERTIES: dict[str, list[object]] = {
-    "url": [
-        "https://example.com/pricing",
-        "https://example.com/blog/lead-scoring",
-        "https://example.com/careers",
-        "https://example.com/",
-    ],
-    "form_id": ["newsletter", "consultation", "contact-us"],
-    "kind": ["hard", "soft"],
-}
+#: The demo's people and their behaviour: the same on every run.
+SEED = 7
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: float) -> None:
+    """Publish the live stream of ``contacts`` simulated contacts at ``rate`` events a second.
 
-
-def synthetic_events(
-    contacts: int, model: ScoringModel, rng: random.Random
-) -> Iterator[dict[str, object]]:
-    """Attributes for every contact, then endless behaviour; a fifth of contacts are hot."""
-    known = model.event_types
-    mix = {t: w for t, w in EVENT_MIX.items() if t in known} or {
-        t: 1 for t in known if t != CONTACT_UPDATED
-    }
-    types, weights = list(mix), list(mix.values())
-    ids = [f"c-{i:04d}" for i in range(contacts)]
-    hot = ids[: max(1, contacts // 5)]
-    for n, contact in enumerate(ids):
-        yield {
-            "event_id": f"attrs-{n}-{rng.getrandbits(32):08x}",
-            "contact_id": contact,
-            "type": CONTACT_UPDATED,
-            "occurred_at": _now(),
-            "properties": {k: rng.choice(v) for k, v in ATTRIBUTES.items()},
-        }
-    n = 0
-    while True:
-        n += 1
-        contact = rng.choice(hot) if rng.random() < 0.6 else rng.choice(ids)
-        yield {
-            "event_id": f"demo-{n}-{rng.getrandbits(32):08x}",
-            "contact_id": contact,
-            "type": rng.choices(types, weights)[0],
-            "occurred_at": _now(),
-            "properties": {k: rng.choice(v) for k, v in PROPERTIES.items()},
-        }
-
-
-async def produce(
-    settings: Settings, model: ScoringModel, contacts: int, rate: float, rng: random.Random
-) -> None:
+    Only events of types the model scores: the worker would dead-letter the rest.
+    """
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
     )
     await producer.start()
     try:
+        known = model.event_types
         interval = 1.0 / rate
         next_at = time.monotonic()
-        for event in synthetic_events(contacts, model, rng):
+        for event in live_events(contacts, seed=SEED):
+            if event["type"] not in known:
+                continue
             await producer.send(
                 settings.events_topic,
                 json.dumps(event).encode(),
@@ -153,7 +80,7 @@ async def _run(
     out: TextIO,
 ) -> None:
     tasks = [
-        asyncio.create_task(produce(settings, model, contacts, rate, random.Random(7))),
+        asyncio.create_task(produce(settings, model, contacts, rate)),
         asyncio.create_task(_show_alerts(settings, out)),
     ]
 

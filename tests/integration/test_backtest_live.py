@@ -13,9 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.review.backtest import score_row
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import advance, replay
-from stream_scorer.scoring.model import load_model
+from stream_scorer.scoring import advance, alert_payload, load_model, replay
 from stream_scorer.times import epoch_ms
 from stream_scorer.worker.store import RedisStore
 

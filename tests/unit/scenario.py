@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.engine import ContactState, Effects, apply
-from stream_scorer.scoring.model import ScoringModel
+from stream_scorer.scoring import ContactState, Effects, ScoringModel, apply
 
 
 def event_at(

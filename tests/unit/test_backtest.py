@@ -14,9 +14,14 @@ from stream_scorer.cli import cli
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, decode_event
 from stream_scorer.review.backtest import backtest_file, read_history, run_backtest, score_row
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import advance_in_place, explain, replay
-from stream_scorer.scoring.model import load_model, parse_model
+from stream_scorer.scoring import (
+    advance_in_place,
+    alert_payload,
+    explain,
+    load_model,
+    parse_model,
+    replay,
+)
 from stream_scorer.times import epoch_ms
 
 from .scenario import event_at, make_stream

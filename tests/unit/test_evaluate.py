@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.review.evaluate, with every expected number worked out by hand.
+"""Unit tests for stream_scorer.review.evaluation, with every expected number worked out by hand.
 
 Contacts are built directly as ScoreRow values (or written as scores.jsonl
 lines for the readers); expected figures are computed in the comments, never
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from stream_scorer.errors import ScorerError
-from stream_scorer.review.evaluate import (
+from stream_scorer.review.evaluation import (
     AwardRecord,
     EvaluationError,
     ScoreRow,
@@ -525,7 +525,7 @@ def test_the_cli_reports_and_refuses_a_report_with_no_converter_left(tmp_path: P
     from typer.testing import CliRunner
 
     from stream_scorer.cli import cli
-    from stream_scorer.scoring.model import load_model
+    from stream_scorer.scoring import load_model
 
     from .scenario import make_stream
 

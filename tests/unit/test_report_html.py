@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stream_scorer.review.evaluate import AwardRecord, ScoreRow, evaluate
+from stream_scorer.review.evaluation import AwardRecord, ScoreRow, evaluate
 from stream_scorer.review.report import render_html, write_report
 
 AS_OF = "2026-03-01T00:00:00Z"

@@ -1,4 +1,4 @@
-"""Unit tests for stream_scorer.review.simulate: reproducible, valid, time-ordered and informative.
+"""Unit tests for stream_scorer.review.simulation: reproducible, valid, ordered, informative.
 
 One module-wide history (1,500 contacts over 90 days, well under a second to draw)
 serves the checks of its content; determinism is checked on smaller ones.
@@ -7,20 +7,27 @@ serves the checks of its content; determinism is checked on smaller ones.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import statistics
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stream_scorer.events import CONTACT_UPDATED, Event, decode_event
+from stream_scorer.events import CONTACT_UPDATED, Event, decode_event, validate
 from stream_scorer.review.conversions import read_conversions
-from stream_scorer.review.simulate import DEFAULT_START, Simulation, generate, simulate
-from stream_scorer.scoring.engine import replay
-from stream_scorer.scoring.model import ScoringModel, load_model
+from stream_scorer.review.simulation import (
+    DEFAULT_START,
+    Simulation,
+    generate,
+    live_events,
+    simulate,
+)
+from stream_scorer.scoring import ScoringModel, load_model, replay
 from stream_scorer.times import epoch_ms
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,3 +251,43 @@ def test_default_model_is_informative_but_imperfect(
         [v for cid, v in final.items() if cid not in conversions],
     )
     assert leaky > point_in_time + 0.05
+
+
+def _live(contacts: int, stretches: int, seed: int = 3) -> list[dict[str, Any]]:
+    """The live stream's first ``stretches`` stretches of 7 days, on a clock ticking 5 ms a call."""
+    ticks = itertools.count(START, 5)
+    out: list[dict[str, Any]] = []
+    for doc in live_events(contacts, seed=seed, days=7, clock=lambda: next(ticks)):
+        if doc["event_id"].startswith(f"live{seed}-{stretches}-"):
+            return out
+        out.append(doc)
+    raise AssertionError("unreachable: the stream does not end")
+
+
+def test_the_live_stream_goes_on_with_the_same_people_stamped_by_the_clock(
+    model: ScoringModel,
+) -> None:
+    docs = _live(20, stretches=3)
+    events = [validate(doc) for doc in docs]
+    assert {doc["event_id"].split("-")[1] for doc in docs} == {"0", "1", "2"}
+    assert len({e.event_id for e in events}) == len(events)
+    assert {e.contact_id for e in events} <= {f"c-{i}" for i in range(20)}
+    assert {e.type for e in events} <= model.event_types
+    times = [epoch_ms(e.occurred_at) for e in events]
+    assert times == sorted(times)
+    assert times[0] >= START
+    assert len(set(times)) == len(times)
+    # The same people in every stretch: who they are and where they work never change.
+    seen: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
+    for e in events:
+        if e.type == CONTACT_UPDATED and "email" in e.properties:
+            seen[e.contact_id].add((e.properties["email"], e.properties["company"]))
+    assert len(seen) == 20
+    assert all(len(who) == 1 for who in seen.values())
+
+
+def test_the_live_stream_is_reproducible_and_refuses_no_contacts() -> None:
+    assert _live(5, stretches=2) == _live(5, stretches=2)
+    assert _live(5, stretches=1) != _live(5, stretches=1, seed=4)
+    with pytest.raises(ValueError, match="contact"):
+        next(live_events(0))

@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from stream_scorer.cli import cli
 from stream_scorer.review.backtest import Backtest, History, read_history, run_backtest
 from stream_scorer.review.conversions import read_conversions
-from stream_scorer.review.evaluate import auc
-from stream_scorer.review.simulate import simulate
-from stream_scorer.review.tune import Tuning, features, fit_logistic, held_out, tune
-from stream_scorer.scoring.model import load_model, parse_model, read_document, write_document
+from stream_scorer.review.evaluation import auc
+from stream_scorer.review.simulation import simulate
+from stream_scorer.review.tuning import Tuning, features, fit_logistic, held_out, tune
+from stream_scorer.scoring import load_model, parse_model
+from stream_scorer.scoring.model import read_document, write_document
 from stream_scorer.times import epoch_ms
 
 MODEL_PATH = Path("config/scoring.yaml")
@@ -196,7 +197,7 @@ def test_rules_nobody_earned_keep_their_points_and_tiers_stay_reachable(history:
 
 
 def test_a_tier_nobody_reached_moves_just_above_the_highest_new_score() -> None:
-    from stream_scorer.review.tune import _matched_threshold
+    from stream_scorer.review.tuning import _matched_threshold
 
     assert _matched_threshold([10, 20, 30], [1, 2, 3], at=50, ceiling=100) == 4
     assert _matched_threshold([10, 20, 30], [1, 2, 3], at=20, ceiling=100) == 2

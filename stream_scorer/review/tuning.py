@@ -26,9 +26,9 @@ from typing import Any
 from stream_scorer.errors import TuningError
 from stream_scorer.events import Event
 from stream_scorer.review.backtest import Backtest, run_backtest
-from stream_scorer.review.evaluate import auc
-from stream_scorer.scoring.engine import ContactState
-from stream_scorer.scoring.model import ScoringModel, parse_model, write_document
+from stream_scorer.review.evaluation import auc
+from stream_scorer.scoring import ContactState, ScoringModel, parse_model
+from stream_scorer.scoring.model import write_document
 
 #: One contact's features: rule index to the number of live awards of that rule.
 Row = dict[int, float]
