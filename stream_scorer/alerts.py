@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+__all__ = ["Alert", "AlertReason", "format_alert"]
+
 
 class AlertReason(BaseModel):
     """One live award behind a crossing (the largest few are listed)."""

@@ -25,6 +25,8 @@ from stream_scorer.alerts import Alert
 from stream_scorer.events import Event, validate
 from stream_scorer.settings import Settings
 
+__all__ = ["DEFAULT_TOPIC", "EventProducer", "tail_alerts"]
+
 DEFAULT_TOPIC = Settings.model_fields["events_topic"].default
 
 

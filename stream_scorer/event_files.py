@@ -16,6 +16,8 @@ from typing import Any
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, decode_event, validate
 
+__all__ = ["CSV_FIELDS", "read_events"]
+
 #: Columns of an event CSV that are not properties.
 CSV_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
 

@@ -12,6 +12,18 @@ from typing import Any
 
 from stream_scorer.errors import ConversionsError
 
+__all__ = [
+    "EPOCH",
+    "ONE_MS",
+    "epoch_ms",
+    "format_ms",
+    "format_ms_compact",
+    "from_epoch_ms",
+    "isoformat_ms",
+    "now_ms",
+    "parse_time",
+]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
 
@@ -46,6 +58,17 @@ def format_ms(ms: int) -> str:
     if prefix is None:
         prefix = _DAYS[day] = from_epoch_ms(day * 86_400_000).strftime("%Y-%m-%dT")
     return prefix + _MINUTES[rest // 60_000] + _SECONDS[rest % 60_000]
+
+
+def format_ms_compact(ms: int) -> str:
+    """Epoch ms as RFC 3339 in UTC with milliseconds only when there are any (``report.json``)."""
+    frac = f".{ms % 1000:03d}" if ms % 1000 else ""
+    return from_epoch_ms(ms).strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+def isoformat_ms(ms: int) -> str:
+    """Epoch ms as Python's ``isoformat`` writes it (``+00:00``): the HTTP API's form."""
+    return from_epoch_ms(ms).isoformat()
 
 
 def parse_time(value: Any, place: str) -> int:

@@ -59,8 +59,8 @@ def explain(state: ContactState, model: ScoringModel) -> dict[str, ScoreExplanat
 def award_record(award: Award, when: Callable[[int], str]) -> dict[str, Any]:
     """One award as a JSON object; ``when`` formats its times (epoch ms) as the caller needs."""
     return {
-        "rule": award.rule,
         "score": award.score,
+        "rule": award.rule,
         "category": award.category,
         "points": award.points,
         "event_id": award.event_id,

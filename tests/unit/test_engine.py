@@ -891,8 +891,8 @@ def test_explain() -> None:
         "expires_at": f"t{T0_MS + SEC + DAY}",
     }
     assert list(data) == [
-        "rule",
         "score",
+        "rule",
         "category",
         "points",
         "event_id",
