@@ -1,4 +1,4 @@
-"""Wire formats: the event producers send and the alert sales tools receive.
+"""The event wire format: what producers send, decoded and validated.
 
 Events arrive as raw bytes and are validated here, not by Faust, so that a
 bad event becomes an :class:`~stream_scorer.errors.InvalidEvent` with a
@@ -25,6 +25,19 @@ from pydantic import (
 )
 
 from stream_scorer.errors import InvalidEvent
+
+__all__ = [
+    "CONTACT_ID_PATTERN",
+    "CONTACT_UPDATED",
+    "EVENT_TYPE_PATTERN",
+    "Event",
+    "check_event",
+    "decode_event",
+    "encode_event",
+    "native_decoder",
+    "validate",
+    "validate_mapping",
+]
 
 #: A contact id becomes part of a Redis key inside a ``{hash tag}``: braces
 #: would move the tag and split a contact's keys across cluster slots.
