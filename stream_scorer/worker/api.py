@@ -37,6 +37,7 @@ from faust.web import Request, Response, View
 
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, validate
+from stream_scorer.scoring import ScoringModel, award_record, explain
 from stream_scorer.settings import Settings
 from stream_scorer.times import from_epoch_ms
 from stream_scorer.worker.metrics import CONTENT_TYPE, Metrics
@@ -45,16 +46,21 @@ from stream_scorer.worker.store import RedisStore
 Send = Callable[[Event], Awaitable[Any]]
 
 
+def _isoformat(ms: int) -> str:
+    """An award's time as the API has always written it (``+00:00``, microseconds if any)."""
+    return from_epoch_ms(ms).isoformat()
+
+
 def install(
     app: faust.App,
     settings: Settings,
+    model: ScoringModel,
     store: RedisStore,
     send_event: Send,
     owned_partitions: Callable[[], list[int]],
     metrics: Metrics,
 ) -> None:
     """Add the API's views to ``app``'s web server."""
-    model = store.model
     token = settings.api_token.get_secret_value() if settings.api_token else None
     limit = settings.api_max_body_bytes
 
@@ -138,30 +144,18 @@ def install(
     @app.page("/contacts/{contact_id}")
     class Contact(Guarded):
         async def get(self, request: Request, contact_id: str) -> Response:
-            explained = await store.explain(contact_id)
-            if explained is None:
+            state = await store.read_state(contact_id)
+            if state is None:
                 return self.json({"error": f"no contact {contact_id!r}"}, status=404)
             scores = {}
-            for name, e in explained.items():
+            for name, e in explain(state, model).items():
                 scores[name] = {
                     "value": e.value,
                     "display": e.display,
                     "tiers": e.tiers,
                     "gates": e.gates,
                     "categories": e.categories,
-                    "awards": [
-                        {
-                            "rule": a.rule,
-                            "points": a.points,
-                            "category": a.category,
-                            "event_id": a.event_id,
-                            "awarded_at": from_epoch_ms(a.at).isoformat(),
-                            "expires_at": None
-                            if a.expires_at is None
-                            else from_epoch_ms(a.expires_at).isoformat(),
-                        }
-                        for a in e.awards
-                    ],
+                    "awards": [award_record(a, _isoformat) for a in e.awards],
                 }
             return self.json({"contact_id": contact_id, "scores": scores})
 

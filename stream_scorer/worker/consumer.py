@@ -3,9 +3,10 @@
 It runs as a service inside the Faust app (design (a) of docs/streaming.md):
 Faust's per-event stream machinery cost more than scoring itself, and a
 Faust agent acks an event whose handler raised. Here a batch from
-``getmany`` is scored, its alerts relayed, its position recorded in Redis
-and only then committed to Kafka; an exception stops the loop (and the
-worker) instead of skipping events.
+``getmany`` is scored by the :class:`~.pipeline.Pipeline`, its alerts
+relayed by the :class:`~.relay.Relay`, its position recorded in Redis and
+only then committed to Kafka; an exception stops the loop (and the worker)
+instead of skipping events.
 
 Redis is the truth about progress. After each batch the next offset to
 apply per partition is recorded next to the states. When partitions are
@@ -15,14 +16,14 @@ a group reset to earliest), nothing is replayed; if they lead (offsets
 committed by something else), the events in between are still applied.
 Without a recorded position (a new or wiped Redis) Kafka's committed
 offsets, then the earliest, are used; replays are harmless anyway, since
-the store skips event ids it has seen.
+the engine skips event ids a contact has seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -36,15 +37,12 @@ from mode import Service
 
 from stream_scorer.settings import Settings
 from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.pipeline import Message, Pipeline
+from stream_scorer.worker.relay import Relay
 from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import PendingAlert, RedisStore
 
 log = logging.getLogger(__name__)
-
-#: ``(key, value, topic, partition, offset, headers)`` of one record.
-Message = tuple[bytes | None, bytes | None, str, int, int, Sequence[tuple[str, bytes]]]
-Score = Callable[[list[Message]], Awaitable[Sequence[PendingAlert]]]
-Relay = Callable[[Sequence[PendingAlert]], Awaitable[None]]
 
 
 class EventsConsumer(Service):
@@ -54,7 +52,7 @@ class EventsConsumer(Service):
         self,
         settings: Settings,
         store: RedisStore,
-        score: Score,
+        pipeline: Pipeline,
         relay: Relay,
         metrics: Metrics,
         **kwargs: Any,
@@ -63,7 +61,7 @@ class EventsConsumer(Service):
         self.metrics = metrics
         self.settings = settings
         self.store = store
-        self.score = score
+        self.pipeline = pipeline
         self.relay = relay
         self.topic = settings.events_topic
         self.group = settings.app_id
@@ -131,7 +129,7 @@ class EventsConsumer(Service):
                     for records in batch.values()
                     for r in records
                 ]
-                pending = await self.score(messages)
+                pending = await self.pipeline.run(messages)
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 self._measure_lag(positions)
                 for tp in positions:
@@ -176,7 +174,7 @@ class EventsConsumer(Service):
         Alerts go first: a position is recorded only once the alerts of every
         event before it are acknowledged by Kafka.
         """
-        await self.relay(pending)
+        await self.relay.publish(pending)
         recorded = {tp.partition: o for tp, o in positions.items()}
         await retry(
             "redis.progress",

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 if TYPE_CHECKING:
-    from stream_scorer.scoring.engine import Crossing
+    from stream_scorer.scoring import Crossing
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -1,4 +1,9 @@
-"""Retrying what is transient: a Redis or Kafka that is away, restarting or loading."""
+"""The worker's one retry loop: what is transient waits with capped backoff and runs again.
+
+Redis or Kafka away, restarting or loading, a webhook receiver answering
+5xx, Kafka not yet up when topics are created: each caller says what counts
+as transient and how fast to back off; anything else is raised at once.
+"""
 
 from __future__ import annotations
 
@@ -20,28 +25,50 @@ T = TypeVar("T")
 _TRANSIENT_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 
+class TryAgain(Exception):
+    """An answer that means "not now" (an HTTP 5xx, say); its message says what it was."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | KafkaError | OSError):
+    """Redis or Kafka unreachable, timing out or busy, or a :class:`TryAgain`."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | KafkaError | OSError | TryAgain):
         return True
     return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
 
 
-async def retry(what: str, op: Callable[[], Awaitable[T]], max_backoff: float) -> T:
-    """Run ``op`` until it succeeds; transient failures wait with capped backoff, others raise."""
-    delay = 0.05
+async def retry(
+    what: str,
+    op: Callable[[], Awaitable[T]],
+    max_backoff: float,
+    *,
+    first_delay: float = 0.05,
+    transient: Callable[[BaseException], bool] = is_transient,
+    give_up_at: float | None = None,
+    log_level: int = logging.WARNING,
+) -> T:
+    """Run ``op`` until it succeeds; transient failures wait, others raise.
+
+    The wait starts at ``first_delay`` and doubles up to ``max_backoff``.
+    With ``give_up_at`` (event loop time), a transient failure after it is
+    raised too. Each retried failure is logged at ``log_level``.
+    """
+    delay = first_delay
     attempt = 0
     while True:
         try:
             return await op()
         except Exception as exc:
-            if not is_transient(exc):
+            if not transient(exc):
+                raise
+            if give_up_at is not None and asyncio.get_running_loop().time() > give_up_at:
                 raise
             attempt += 1
-            log.warning(
+            log.log(
+                log_level,
                 "transient failure, retrying: what=%s attempt=%d error=%s delay=%.2f",
                 what,
                 attempt,
-                type(exc).__name__,
+                str(exc) if isinstance(exc, TryAgain) else type(exc).__name__,
                 delay,
             )
             await asyncio.sleep(delay)

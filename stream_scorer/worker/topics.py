@@ -1,4 +1,9 @@
-"""Creating the scorer's topics before the worker subscribes to them."""
+"""Creating the scorer's topics before the worker subscribes to them.
+
+The worker (and the demo) call it at start, so that the topics exist with
+the partitions and replication the settings ask for before anyone
+subscribes or publishes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from stream_scorer.errors import ServiceUnavailable
 from stream_scorer.settings import Settings
+from stream_scorer.worker.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +24,10 @@ log = logging.getLogger(__name__)
 async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
     """Create the events, alerts and dead-letter topics if missing (waits for Kafka)."""
     names = [settings.events_topic, settings.alerts_topic, settings.dlq_topic]
-    deadline = asyncio.get_running_loop().time() + wait_seconds
-    while True:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+
+    async def create_and_wait_for_leaders() -> None:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000
         )
@@ -38,20 +46,27 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
                         ]
                     )
                 log.info("created topics: %s", ",".join(missing))
-            if await _all_led(admin, names):
-                return
-        except (KafkaConnectionError, KafkaError, OSError) as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise ServiceUnavailable(
-                    f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc!r}"
-                ) from exc
-            await asyncio.sleep(1.0)
-            continue
+            while not await _all_led(admin, names):  # new topics take a moment
+                if loop.time() > deadline:
+                    raise ServiceUnavailable(f"topics {names} have partitions without a leader")
+                await asyncio.sleep(0.2)
         finally:
             await admin.close()
-        if asyncio.get_running_loop().time() > deadline:
-            raise ServiceUnavailable(f"topics {names} have partitions without a leader")
-        await asyncio.sleep(0.2)
+
+    try:
+        # Kafka may still be starting: quietly, once a second, until the deadline.
+        await retry(
+            "kafka.topics",
+            create_and_wait_for_leaders,
+            1.0,
+            first_delay=1.0,
+            give_up_at=deadline,
+            log_level=logging.DEBUG,
+        )
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        raise ServiceUnavailable(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc!r}"
+        ) from exc
 
 
 async def _all_led(admin: AIOKafkaAdminClient, names: list[str]) -> bool:

@@ -23,7 +23,6 @@ which the receiver recognises by its id.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -37,8 +36,8 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from mode import Service
 
 from stream_scorer.settings import Settings
-from stream_scorer.worker.retry import retry
-from stream_scorer.worker.store import KEY_PREFIX
+from stream_scorer.worker.keys import delivered_key
+from stream_scorer.worker.retry import TryAgain, retry
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +47,9 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def delivered_key(url: str, alert_id: str) -> str:
-    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return f"{KEY_PREFIX}:{{hook:{digest}}}:{alert_id}"
+def _undelivered(exc: BaseException) -> bool:
+    """A refused connection, a timeout or an answer other than 2xx: try the URL again."""
+    return isinstance(exc, aiohttp.ClientError | TimeoutError | TryAgain)
 
 
 class WebhookSink(Service):
@@ -128,22 +127,17 @@ class WebhookSink(Service):
         headers = {"Content-Type": "application/json", "X-Scorer-Alert-Id": alert_id}
         if self.secret is not None:
             headers["X-Scorer-Signature"] = signature(self.secret, body)
-        delay = 0.1
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self.session.post(url, data=body, headers=headers) as response:
-                    if 200 <= response.status < 300:
-                        return
-                    problem = f"status {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = type(exc).__name__
-            log.warning(
-                "webhook delivery failed, retrying: attempt=%d problem=%s delay=%.1f",
-                attempt,
-                problem,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.settings.webhook_max_backoff)
+
+        async def post() -> None:
+            assert self.session is not None
+            async with self.session.post(url, data=body, headers=headers) as response:
+                if not 200 <= response.status < 300:
+                    raise TryAgain(f"status {response.status}")
+
+        await retry(
+            "webhook.post",
+            post,
+            self.settings.webhook_max_backoff,
+            first_delay=0.1,
+            transient=_undelivered,
+        )

@@ -18,6 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
 from stream_scorer.settings import Settings
+from stream_scorer.worker.pipeline import Pipeline
+from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
 
@@ -147,6 +149,15 @@ async def read_topic(
         return out
     finally:
         await consumer.stop()
+
+
+def pipeline_on(store: RedisStore) -> Pipeline:
+    """The worker's pipeline on ``store``, without Kafka: for :meth:`Pipeline.apply`."""
+
+    async def no_dead_letters(key: bytes | None, value: bytes | None, headers: object) -> None:
+        raise AssertionError("valid events are never dead-lettered")
+
+    return Pipeline(Settings(), store.model, store, no_dead_letters)
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.scoring.engine import replay
-from stream_scorer.scoring.model import load_model
+from stream_scorer.scoring import load_model, replay
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

@@ -18,9 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import explain, replay
-from stream_scorer.scoring.model import load_model
+from stream_scorer.scoring import alert_payload, explain, load_model, replay
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

@@ -23,10 +23,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import BusyLoadingError
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import ContactState, replay
-from stream_scorer.scoring.model import ScoringModel, load_model
-from stream_scorer.worker.store import RedisStore, progress_key
+from stream_scorer.scoring import ContactState, ScoringModel, alert_payload, load_model, replay
+from stream_scorer.worker.keys import progress_key
+from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

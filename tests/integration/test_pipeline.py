@@ -12,10 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import ContactState, replay
-from stream_scorer.scoring.model import load_model
-from stream_scorer.worker.store import RedisStore, contact_keys
+from stream_scorer.scoring import ContactState, alert_payload, load_model, replay
+from stream_scorer.worker.keys import contact_keys
+from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
 from ..unit.scenario import make_stream

@@ -17,8 +17,7 @@ from aiokafka import AIOKafkaProducer
 from stream_scorer.client import EventProducer
 from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event
-from stream_scorer.scoring.engine import replay
-from stream_scorer.scoring.model import load_model
+from stream_scorer.scoring import load_model, replay
 from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services

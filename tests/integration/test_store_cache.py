@@ -9,9 +9,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.engine import replay
-from stream_scorer.scoring.model import load_model
-from stream_scorer.worker.store import RedisStore, contact_keys
+from stream_scorer.scoring import load_model, replay
+from stream_scorer.worker.keys import contact_keys
+from stream_scorer.worker.store import RedisStore
+
+from .conftest import pipeline_on
 
 pytestmark = pytest.mark.integration
 
@@ -39,29 +41,29 @@ async def test_a_write_by_another_worker_is_read_not_overwritten(
     redis_client: aioredis.Redis,
 ) -> None:
     cid = f"cache-{uuid.uuid4().hex[:8]}"
-    a = RedisStore(redis_client, MODEL, ttl_seconds=3600)
-    b = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    a = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    b = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
     events = [_event(cid, n) for n in range(3)]
-    await a.apply_batch(events[:1])
-    await b.apply_batch(events[1:2])  # a's copy in memory is now out of date
-    await a.apply_batch(events[2:])
+    await a.apply(events[:1])
+    await b.apply(events[1:2])  # a's copy in memory is now out of date
+    await a.apply(events[2:])
     states, _ = replay(events, MODEL)
-    assert await _state_json(a, cid) == states[cid].to_json()
+    assert await _state_json(a.store, cid) == states[cid].to_json()
 
 
 async def test_keys_expired_and_recreated_are_not_mistaken_for_the_old_contact(
     redis_client: aioredis.Redis,
 ) -> None:
     cid = f"cache-{uuid.uuid4().hex[:8]}"
-    a = RedisStore(redis_client, MODEL, ttl_seconds=3600)
-    b = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    a = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    b = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
     first, second, third = _event(cid, 0), _event(cid, 1, "demo_request"), _event(cid, 2)
-    await a.apply_batch([first])
+    await a.apply([first])
     await redis_client.delete(*contact_keys(cid))  # the contact went idle and expired
-    await b.apply_batch([second])  # and came back, written as often as a wrote it
-    await a.apply_batch([third])
+    await b.apply([second])  # and came back, written as often as a wrote it
+    await a.apply([third])
     states, _ = replay([second, third], MODEL)
-    assert await _state_json(a, cid) == states[cid].to_json()
+    assert await _state_json(a.store, cid) == states[cid].to_json()
 
 
 async def test_a_failed_write_leaves_no_changed_state_in_memory(
@@ -69,18 +71,19 @@ async def test_a_failed_write_leaves_no_changed_state_in_memory(
 ) -> None:
     cid = f"cache-{uuid.uuid4().hex[:8]}"
     store = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    pipeline = pipeline_on(store)
     events = [_event(cid, n) for n in range(3)]
-    await store.apply_batch(events[:1])
+    await pipeline.apply(events[:1])
 
-    async def refuse(calls: object) -> list[object]:
+    async def refuse(changes: object) -> list[object]:
         raise ConnectionError("redis went away mid-batch")
 
-    write = store._write
-    store._write = refuse  # type: ignore[method-assign,assignment]
+    write = store.write
+    store.write = refuse  # type: ignore[method-assign,assignment]
     with pytest.raises(ConnectionError):
-        await store.apply_batch(events[1:2])
-    store._write = write  # type: ignore[method-assign]
-    await store.apply_batch(events[2:])  # the event of the failed batch was never written
+        await pipeline.apply(events[1:2])
+    store.write = write  # type: ignore[method-assign]
+    await pipeline.apply(events[2:])  # the event of the failed batch was never written
     states, _ = replay([events[0], events[2]], MODEL)
     assert await _state_json(store, cid) == states[cid].to_json()
 
@@ -90,5 +93,5 @@ async def test_memory_is_bounded_by_the_configured_contacts(
 ) -> None:
     store = RedisStore(redis_client, MODEL, ttl_seconds=3600, cache_contacts=5)
     prefix = uuid.uuid4().hex[:8]
-    await store.apply_batch([_event(f"{prefix}-{i}", 0) for i in range(20)])
+    await pipeline_on(store).apply([_event(f"{prefix}-{i}", 0) for i in range(20)])
     assert len(store._cache) == 5

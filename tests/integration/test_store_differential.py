@@ -1,9 +1,10 @@
 """The Redis path agrees with the pure engine on random event streams.
 
 Random streams (duplicates, out-of-order times, attribute changes, gaps long
-enough for points to expire) go through :class:`RedisStore` in random
-batches, sometimes through two stores at once on the same contacts (as in a
-rebalance), and the states and alerts must equal the engine's replay.
+enough for points to expire) go through the worker's pipeline (engine, then
+:class:`RedisStore`) in random batches, sometimes through two pipelines at
+once on the same contacts (as in a rebalance), and the states and alerts
+must equal the engine's replay.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_scorer.events import Event
-from stream_scorer.scoring.crossings import alert_payload
-from stream_scorer.scoring.engine import replay
-from stream_scorer.scoring.model import ScoringModel, load_model
+from stream_scorer.scoring import ScoringModel, alert_payload, load_model, replay
+from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.store import RedisStore
 
 from ..conftest import Services
+from .conftest import pipeline_on
 
 pytestmark = pytest.mark.integration
 
@@ -83,13 +84,13 @@ def streams(draw: st.DrawFn, model: ScoringModel) -> list[Event]:
     return events
 
 
-async def _apply(store_events: list[tuple[RedisStore, list[Event]]]) -> list[dict[str, object]]:
-    async def one(store: RedisStore, batch: list[Event]) -> list[dict[str, object]]:
-        pending = await store.apply_batch(batch)
-        await store.mark_relayed(pending)
+async def _apply(batches: list[tuple[Pipeline, list[Event]]]) -> list[dict[str, object]]:
+    async def one(pipeline: Pipeline, batch: list[Event]) -> list[dict[str, object]]:
+        pending = await pipeline.apply(batch)
+        await pipeline.store.mark_relayed(pending)
         return [json.loads(p.payload) for p in pending]
 
-    results = await asyncio.gather(*(one(s, b) for s, b in store_events))
+    results = await asyncio.gather(*(one(p, b) for p, b in batches))
     return [a for r in results for a in r]
 
 
@@ -109,8 +110,8 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
     second = aioredis.from_url(services.redis_url)
     # Long-lived stores, as in two workers: each trusts its in-memory states only
     # while Redis still holds their versions.
-    one = RedisStore(first, model, ttl_seconds=3600, cache_contacts=cache)
-    two = RedisStore(second, model, ttl_seconds=3600, cache_contacts=cache)
+    one = pipeline_on(RedisStore(first, model, ttl_seconds=3600, cache_contacts=cache))
+    two = pipeline_on(RedisStore(second, model, ttl_seconds=3600, cache_contacts=cache))
     try:
         bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
         batches = [events[lo:hi] for lo, hi in itertools.pairwise(bounds)]
@@ -143,7 +144,7 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
             deduped = list(dict.fromkeys(order))
             assert deduped == [c.alert_id for c in crossings if c.contact_id == cid]
         # A replay of everything changes nothing and records no new alert.
-        again = await store.apply_batch(events)
+        again = await pipeline_on(store).apply(events)
         assert again == []
         for cid, state in states.items():
             got = await store.read_state(cid)

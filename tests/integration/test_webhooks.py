@@ -16,8 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream_scorer.dev import services as devservices
-from stream_scorer.scoring.engine import replay
-from stream_scorer.scoring.model import load_model
+from stream_scorer.scoring import load_model, replay
 from stream_scorer.worker.webhooks import signature
 
 from ..conftest import Services

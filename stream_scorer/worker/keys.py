@@ -1,0 +1,40 @@
+"""Every Redis key the worker reads or writes, named in one place.
+
+The strings are part of the deployment (operators read them with
+redis-cli, a running worker and an upgraded one share them), so they never
+change. A contact's keys share the hash tag ``{contact_id}``, and each index
+is one tagged key, so each stays in one slot should Redis Cluster come.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+KEY_PREFIX = "ss"
+
+
+def contact_keys(contact_id: str) -> tuple[str, str]:
+    """State hash (``v`` version, ``s`` state JSON) and alert outbox of one contact."""
+    tag = f"{KEY_PREFIX}:{{{contact_id}}}"
+    return f"{tag}:state", f"{tag}:outbox"
+
+
+def progress_key(group: str, topic: str) -> str:
+    """Per partition of ``topic``, the next offset ``group`` has not yet applied."""
+    return f"{KEY_PREFIX}:{{progress:{group}:{topic}}}"
+
+
+def board_key(namespace: str, score: str) -> str:
+    """Contacts by their value of one score: the leaderboard, without scanning keys."""
+    return f"{KEY_PREFIX}:{{board:{namespace}:{score}}}"
+
+
+def due_key(namespace: str, partition: int) -> str:
+    """Contacts of one partition by next expiry (ms): what the sweeper visits."""
+    return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
+
+
+def delivered_key(url: str, alert_id: str) -> str:
+    """Set once the webhook sink delivered an alert to a URL: it is not sent there again."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return f"{KEY_PREFIX}:{{hook:{digest}}}:{alert_id}"

@@ -1,0 +1,221 @@
+"""One batch, one way: decode and check -> read contacts -> engine -> compare-and-set.
+
+:class:`Pipeline` turns a batch of raw messages from the events topic into
+contacts' new states and the alerts they produced, and never lets an
+exception drop an event: a bad message goes to the dead-letter topic with a
+reason, Redis failures are retried with backoff (:mod:`.retry`), and if
+scoring itself fails the batch's events are dead-lettered as
+``internal_error``. The engine is the reference one
+(:mod:`stream_scorer.scoring`), run here on the states the store read, so
+the live path cannot drift from the specification; the store only reads
+and writes. A contact written by someone else between the read and the
+write (a rebalance, two partitions) is read and scored again.
+
+The pipeline returns the batch's pending alerts; :class:`~.relay.Relay`
+publishes them. :meth:`Pipeline.advance` is the same path for the expiry
+sweep (:mod:`.sweeper`): contacts advanced to now instead of events applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stream_scorer.errors import InvalidEvent, ScorerError
+from stream_scorer.events import Event, check_event, decode_event
+from stream_scorer.scoring import (
+    ContactState,
+    Crossing,
+    ScoringModel,
+    advance_in_place,
+    alert_payload,
+    apply_in_place,
+)
+from stream_scorer.settings import Settings
+from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.retry import retry
+from stream_scorer.worker.store import Change, PendingAlert, RedisStore
+
+log = logging.getLogger(__name__)
+
+#: ``(key, value, topic, partition, offset, headers)`` of one record of the events topic.
+Message = tuple[bytes | None, bytes | None, str, int, int, Sequence[tuple[str, bytes]]]
+#: Publishes one dead letter ``(key, value, headers)``; awaiting the result awaits Kafka's ack.
+SendDeadLetter = Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[Any]]
+
+#: Rounds of read, score and compare-and-set before a batch gives up on busy contacts.
+MAX_CONFLICT_RETRIES = 20
+
+#: What changing one contact did: changed at all, crossings, rules that awarded.
+_Step = tuple[bool, list[Crossing], list[str]]
+
+
+class Pipeline:
+    """Scores batches of the events topic into Redis; returns the alerts to relay."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ScoringModel,
+        store: RedisStore,
+        send_dead_letter: SendDeadLetter,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.store = store
+        self._send_dead_letter = send_dead_letter
+        self.metrics = metrics or Metrics()
+        self._known = None if settings.accept_unknown_types else model.event_types
+
+    async def run(self, messages: Sequence[Message]) -> list[PendingAlert]:
+        """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
+        start = time.perf_counter()
+        self.metrics.consumed.inc(len(messages))
+        self.metrics.activity.events(len(messages))
+        good: list[Event] = []
+        partition_of: dict[str, int] = {}
+        bad: list[tuple[Message, InvalidEvent]] = []
+        not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
+        for msg in messages:
+            try:
+                event = decode_event(msg[1], self.settings.max_event_bytes, msg[5])
+                check_event(event, self._known, not_after)
+            except InvalidEvent as exc:
+                bad.append((msg, exc))
+            else:
+                good.append(event)
+                partition_of[event.contact_id] = msg[3]
+        for msg, invalid in bad:
+            await self._dead_letter(msg, invalid.reason, invalid.detail)
+        if not good:
+            return []
+        try:
+            pending = await retry(
+                "redis.apply",
+                lambda: self.apply(good, partition_of),
+                self.settings.redis_retry_max_backoff,
+            )
+        except Exception as exc:  # a bug or a refused script call: keep the events
+            log.exception("batch failed, dead-lettering its events: error=%s", type(exc).__name__)
+            for msg in messages:
+                if msg[1] is not None and not any(m is msg for m, _ in bad):
+                    await self._dead_letter(msg, "internal_error", type(exc).__name__)
+            return []
+        self.metrics.scored.inc(len(good))
+        self.metrics.batch_seconds.observe(time.perf_counter() - start)
+        return pending
+
+    async def apply(
+        self, events: Sequence[Event], partition_of: Mapping[str, int] | None = None
+    ) -> list[PendingAlert]:
+        """Apply valid events (in order per contact); return every touched contact's pending alerts.
+
+        ``partition_of`` maps contacts to their events-topic partition, whose
+        expiry index records each contact's next expiry.
+        """
+        by_contact: dict[str, list[Event]] = {}
+        for event in events:
+            by_contact.setdefault(event.contact_id, []).append(event)
+        model = self.model
+
+        def step(state: ContactState, cid: str) -> _Step:
+            changed = False
+            crossings: list[Crossing] = []
+            awarded: list[str] = []
+            for event in by_contact[cid]:
+                effects = apply_in_place(state, event, model)
+                if not effects.duplicate:
+                    changed = True
+                crossings.extend(effects.crossings)
+                awarded.extend(a.rule for a in effects.awards)
+            return changed, crossings, awarded
+
+        with self._timed("apply"):
+            return await self._update(list(by_contact), step, partition_of or {})
+
+    async def advance(
+        self, contacts: Sequence[str], now_ms: int, partition: int
+    ) -> list[PendingAlert]:
+        """Move contacts of a partition to ``now_ms``: expired awards drop out, tiers may cross.
+
+        Contacts whose keys expired meanwhile are left alone (and leave the index).
+        """
+        model = self.model
+
+        def step(state: ContactState, cid: str) -> _Step:
+            if state.clock is None:  # gone (its keys expired): nothing to advance
+                return False, [], []
+            effects = advance_in_place(state, now_ms, model, cid)
+            return True, list(effects.crossings), []
+
+        with self._timed("sweep"):
+            return await self._update(list(contacts), step, dict.fromkeys(contacts, partition))
+
+    async def _update(
+        self,
+        contacts: list[str],
+        step: Callable[[ContactState, str], _Step],
+        partition_of: Mapping[str, int],
+    ) -> list[PendingAlert]:
+        """Read, change with ``step``, compare-and-set; score again contacts changed meanwhile."""
+        pending: list[PendingAlert] = []
+        todo = contacts
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if not todo:
+                return pending
+            changes: list[Change] = []
+            effects: list[tuple[list[Crossing], list[str]]] = []
+            for cid, (version, state) in zip(todo, await self.store.read(todo), strict=True):
+                changed, crossings, awarded = step(state, cid)
+                alerts = [alert_payload(c, self.model) for c in crossings]
+                changes.append(Change(cid, version, state, changed, alerts, partition_of.get(cid)))
+                effects.append((crossings, awarded))
+            conflicts: list[str] = []
+            outcomes = await self.store.write(changes)
+            for change, outcome, (crossings, awarded) in zip(
+                changes, outcomes, effects, strict=True
+            ):
+                if outcome is None:
+                    conflicts.append(change.contact_id)
+                    continue
+                self.metrics.count(crossings, awarded)
+                pending.extend(outcome)
+            todo = conflicts
+        raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
+
+    @contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.metrics.redis_seconds.labels(operation).observe(time.perf_counter() - start)
+
+    async def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:
+        key, value, topic, partition, offset, original = msg
+        self.metrics.rejected.labels(reason).inc()
+        headers = {
+            **dict(original),  # a binary CloudEvent keeps its ce_* attributes
+            "reason": reason.encode(),
+            "detail": detail[:1000].encode(),
+            "source_topic": topic.encode(),
+            "source_partition": str(partition).encode(),
+            "source_offset": str(offset).encode(),
+        }
+        log.warning(
+            "dead-lettered: reason=%s topic=%s partition=%d offset=%d",
+            reason,
+            topic,
+            partition,
+            offset,
+        )
+
+        async def send() -> None:
+            await (await self._send_dead_letter(key, value, headers))
+
+        await retry("kafka.dlq", send, self.settings.redis_retry_max_backoff)

@@ -1,0 +1,60 @@
+"""The expiry sweep: idle contacts' awards expire with no new event.
+
+An award that expires can take a contact below a tier, and that crossing
+must be alerted even if the contact never sends another event. The store
+indexes contacts by next expiry per events-topic partition; on each tick of
+the app's timer, the sweeper takes the due contacts of the partitions this
+worker owns (two workers never sweep the same contacts), advances them to
+now through the pipeline, and relays the alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from stream_scorer.times import now_ms
+from stream_scorer.worker.pipeline import Pipeline
+from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.retry import retry
+from stream_scorer.worker.store import PendingAlert, RedisStore
+
+#: Contacts advanced per round, and rounds per partition in one tick (the next continues).
+SWEEP_LIMIT = 500
+MAX_ROUNDS = 1000
+
+
+class Sweeper:
+    """Advances the due contacts of owned partitions to now; relays their alerts."""
+
+    def __init__(
+        self, store: RedisStore, pipeline: Pipeline, relay: Relay, max_backoff: float
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.relay = relay
+        self._max_backoff = max_backoff
+
+    async def sweep(self, partitions: Sequence[int]) -> int:
+        """Expire due awards of idle contacts in ``partitions``; return the alerts relayed."""
+        now = now_ms()
+        total = 0
+        for partition in partitions:
+            for _ in range(MAX_ROUNDS):  # a bounded catch-up; the next tick continues
+                pending = await retry(
+                    "redis.sweep", partial(self.sweep_partition, partition, now), self._max_backoff
+                )
+                await self.relay.publish(pending)
+                total += len(pending)
+                if not await self.store.has_due(partition, now):
+                    break
+        return total
+
+    async def sweep_partition(
+        self, partition: int, now: int, limit: int = SWEEP_LIMIT
+    ) -> list[PendingAlert]:
+        """Advance up to ``limit`` contacts of a partition whose next expiry is due."""
+        due = await self.store.due(partition, now, limit)
+        if not due:
+            return []
+        return await self.pipeline.advance(due, now, partition)
