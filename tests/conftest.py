@@ -1,10 +1,7 @@
-"""Session-scoped real services: external if given, else testcontainers, else local processes.
+"""Fixtures every test directory shares: real Kafka and Redis for the session, workers.
 
-Order of preference:
-1. ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` from the environment;
-2. testcontainers (``apache/kafka``, ``redis``) when a Docker engine answers;
-3. local processes from :mod:`stream_scorer.dev.services` (Kafka jars from Maven
-   Central run by the machine's Java, Debian's redis-server), stopped by pid.
+How the services are found is in :mod:`tests.support.services`; worker
+processes and the Kafka and Redis chores in :mod:`tests.support.workers`.
 """
 
 from __future__ import annotations
@@ -12,16 +9,22 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from stream_scorer.dev import services as devservices
 from stream_scorer.scoring import native
 
-KAFKA_IMAGE = f"apache/kafka:{devservices.KAFKA_VERSION}"
+from .support.services import (
+    REDIS_IMAGE,
+    Services,
+    docker_answers,
+    kafka_container,
+)
+from .support.workers import Worker
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,62 +38,13 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-REDIS_IMAGE = "redis:7.0"
-
-
-@dataclass
-class Services:
-    kafka_bootstrap: str
-    redis_url: str
-    how: str
-    redis_restart: Callable[[], None] | None = None
-
-
-def _docker_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:
-        return False
-
-
-def _kafka_container() -> tuple[str, Callable[[], None]]:
-    from testcontainers.core.container import DockerContainer
-
-    port = devservices.free_port()
-    container = (
-        DockerContainer(KAFKA_IMAGE)
-        .with_bind_ports(9092, port)
-        .with_env("KAFKA_NODE_ID", "1")
-        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
-        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
-        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .with_env(
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
-        )
-        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
-        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
-    )
-    container.start()
-    from testcontainers.core.waiting_utils import wait_for_logs
-
-    wait_for_logs(container, "Kafka Server started", timeout=120)
-    return f"127.0.0.1:{port}", container.stop
-
-
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     env_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     env_redis = os.environ.get("REDIS_URL")
     stops: list[Callable[[], None]] = []
     root = Path(tempfile.mkdtemp(prefix="stream-scorer-test-"))
-    docker = (not env_kafka or not env_redis) and _docker_answers()
+    docker = (not env_kafka or not env_redis) and docker_answers()
     restart: Callable[[], None] | None = None
     try:
         if env_redis:
@@ -114,7 +68,7 @@ def services() -> Iterator[Services]:
         if env_kafka:
             kafka, how_kafka = env_kafka, "external"
         elif docker:
-            kafka, stop = _kafka_container()
+            kafka, stop = kafka_container()
             stops.append(stop)
             how_kafka = "testcontainers"
         else:
@@ -147,3 +101,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         "services: KAFKA_BOOTSTRAP_SERVERS/REDIS_URL if set, else testcontainers, else local "
         f"processes (Kafka {devservices.KAFKA_VERSION} jars, redis-server)",
     ]
+
+
+@pytest.fixture
+def worker_factory(services: Services, tmp_path: Path) -> Iterator[list[Worker]]:
+    made: list[Worker] = []
+    yield made
+    for w in made:
+        w.stop_all()
+
+
+@pytest.fixture
+async def redis_client(services: Services) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(services.redis_url)
+    yield client
+    await client.aclose()

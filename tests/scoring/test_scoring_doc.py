@@ -25,7 +25,7 @@ from stream_scorer.scoring import ContactState, Effects, advance, alert_payload,
 from stream_scorer.scoring.model import ScoringModel, load_model, parse_duration, parse_model
 from stream_scorer.times import epoch_ms
 
-from .scenario import event_at, feed
+from ..support.scenario import event_at, feed
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "scoring-model.md").read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from stream_scorer.scoring import load_model, replay
 from stream_scorer.worker.keys import contact_keys
 from stream_scorer.worker.store import RedisStore
 
-from .conftest import pipeline_on
+from ..support.workers import pipeline_on
 
 pytestmark = pytest.mark.integration
 

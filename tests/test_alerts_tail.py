@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 
 from stream_scorer.scoring import load_model, replay
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, encoded, make_worker, produce
+from .support.scenario import make_stream
+from .support.services import Services
+from .support.workers import Worker, encoded, make_worker, produce
 
 pytestmark = pytest.mark.integration
 

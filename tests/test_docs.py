@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stream_scorer.settings import ENV_PREFIX, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_and_env_example_list_every_setting() -> None:

@@ -17,10 +17,9 @@ from stream_scorer.scoring import advance, alert_payload, load_model, replay
 from stream_scorer.times import epoch_ms
 from stream_scorer.worker.store import RedisStore
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, encoded, make_worker, produce, read_topic
-from .test_pipeline import wait_until_scored
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce, read_topic, wait_until_scored
 
 pytestmark = pytest.mark.integration
 

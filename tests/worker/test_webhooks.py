@@ -19,9 +19,9 @@ from stream_scorer.dev import services as devservices
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.worker.webhooks import signature
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, encoded, make_worker, produce
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce
 
 pytestmark = pytest.mark.integration
 

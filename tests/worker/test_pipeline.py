@@ -12,40 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import ContactState, alert_payload, load_model, replay
-from stream_scorer.worker.keys import contact_keys
+from stream_scorer.scoring import alert_payload, load_model, replay
 from stream_scorer.worker.store import RedisStore
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, encoded, make_worker, produce, read_topic
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce, read_topic, wait_until_scored
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_until_scored(
-    store: RedisStore,
-    client: aioredis.Redis,
-    expected: dict[str, ContactState],
-    wait_seconds: float = 90.0,
-) -> dict[str, ContactState]:
-    """Until every contact has applied all its events and relayed all its alerts."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        got: dict[str, ContactState] = {}
-        for cid in expected:
-            state = await store.read_state(cid)
-            if state is not None:
-                got[cid] = state
-        pending = sum([await client.llen(contact_keys(cid)[1]) for cid in expected])
-        done = [cid for cid, s in expected.items() if cid in got and got[cid].seen == s.seen]
-        if len(done) == len(expected) and not pending:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"only {len(done)}/{len(expected)} contacts scored, {pending} alerts pending"
-            )
-        await asyncio.sleep(0.25)
 
 
 async def test_thousand_events_exact_scores_and_alerts(

@@ -24,7 +24,7 @@ from stream_scorer.scoring import (
 )
 from stream_scorer.times import epoch_ms
 
-from .scenario import event_at, make_stream
+from ..support.scenario import event_at, make_stream
 
 MODEL_PATH = Path("config/scoring.yaml")
 MODEL = load_model(MODEL_PATH)

@@ -12,8 +12,8 @@ import pytest
 
 from stream_scorer.events import Event
 
-from ..conftest import Services
-from .conftest import Worker, encoded, make_worker, produce, read_topic
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce, read_topic
 
 pytestmark = pytest.mark.integration
 

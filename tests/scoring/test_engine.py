@@ -30,7 +30,7 @@ from stream_scorer.scoring import (
 )
 from stream_scorer.scoring.model import ScoringModel, parse_model
 
-from .scenario import event_at, feed
+from ..support.scenario import event_at, feed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T0_MS = 1_767_225_600_000  # 20454 days * 86_400_000 ms

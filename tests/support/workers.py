@@ -1,29 +1,34 @@
-"""A real worker process per test module, on unique topics and its own consumer group."""
+"""Worker processes and the Kafka and Redis chores of the integration tests.
+
+A real ``stream-scorer worker`` per test, on unique topics and its own
+consumer group, stopped by pid; messages produced and topics read back with
+plain aiokafka clients.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
+from stream_scorer.scoring import ContactState
 from stream_scorer.settings import Settings
+from stream_scorer.worker.keys import contact_keys
 from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.store import RedisStore
 
-from ..conftest import Services
-
-pytestmark = pytest.mark.integration
+from .services import Services
 
 
 @dataclass
@@ -84,14 +89,6 @@ def unique_settings(
     settings = Settings(**values)  # type: ignore[arg-type]
     env = {**os.environ, **{f"SCORER_{k.upper()}": str(v) for k, v in values.items()}}
     return settings, env
-
-
-@pytest.fixture
-def worker_factory(services: Services, tmp_path: Path) -> Iterator[list[Worker]]:
-    made: list[Worker] = []
-    yield made
-    for w in made:
-        w.stop_all()
 
 
 def make_worker(made: list[Worker], services: Services, tmp: Path, **overrides: object) -> Worker:
@@ -160,8 +157,26 @@ def pipeline_on(store: RedisStore) -> Pipeline:
     return Pipeline(Settings(), store.model, store, no_dead_letters)
 
 
-@pytest.fixture
-async def redis_client(services: Services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(services.redis_url)
-    yield client
-    await client.aclose()
+async def wait_until_scored(
+    store: RedisStore,
+    client: aioredis.Redis,
+    expected: dict[str, ContactState],
+    wait_seconds: float = 90.0,
+) -> dict[str, ContactState]:
+    """Until every contact has applied all its events and relayed all its alerts."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        got: dict[str, ContactState] = {}
+        for cid in expected:
+            state = await store.read_state(cid)
+            if state is not None:
+                got[cid] = state
+        pending = sum([await client.llen(contact_keys(cid)[1]) for cid in expected])
+        done = [cid for cid, s in expected.items() if cid in got and got[cid].seen == s.seen]
+        if len(done) == len(expected) and not pending:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"only {len(done)}/{len(expected)} contacts scored, {pending} alerts pending"
+            )
+        await asyncio.sleep(0.25)

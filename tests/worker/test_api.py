@@ -20,9 +20,9 @@ import redis.asyncio as aioredis
 from stream_scorer.events import Event
 from stream_scorer.scoring import alert_payload, explain, load_model, replay
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, encoded, make_worker, produce, read_topic
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce, read_topic
 
 pytestmark = pytest.mark.integration
 

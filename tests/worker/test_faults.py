@@ -27,9 +27,9 @@ from stream_scorer.scoring import ContactState, ScoringModel, alert_payload, loa
 from stream_scorer.worker.keys import progress_key
 from stream_scorer.worker.store import RedisStore
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, encoded, make_worker, produce, read_topic
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import yaml
 
 from stream_scorer.worker.metrics import Metrics
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 NAME = re.compile(r"\bscorer_[a-z_]+")
 
 

@@ -208,7 +208,7 @@ def test_a_tier_nobody_reached_moves_just_above_the_highest_new_score() -> None:
 def test_a_split_without_converters_is_a_clear_error() -> None:
     from stream_scorer.errors import TuningError
 
-    from .scenario import event_at
+    from ..support.scenario import event_at
 
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     events = [event_at(t0, f"e{i}", "demo_request", i, contact=f"c-{i}") for i in range(40)]

@@ -527,7 +527,7 @@ def test_the_cli_reports_and_refuses_a_report_with_no_converter_left(tmp_path: P
     from stream_scorer.cli import cli
     from stream_scorer.scoring import load_model
 
-    from .scenario import make_stream
+    from ..support.scenario import make_stream
 
     events = make_stream(load_model("config/scoring.yaml"), contacts=30, events=500, seed=8)
     history = tmp_path / "events.jsonl"

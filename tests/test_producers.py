@@ -20,9 +20,9 @@ from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.worker.store import RedisStore
 
-from ..conftest import Services
-from ..unit.scenario import make_stream
-from .conftest import Worker, make_worker, read_topic
+from .support.scenario import make_stream
+from .support.services import Services
+from .support.workers import Worker, make_worker, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 import stream_scorer
 from stream_scorer import errors, settings
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
 def test_all_names_are_importable() -> None:

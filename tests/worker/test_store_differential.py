@@ -25,8 +25,8 @@ from stream_scorer.scoring import ScoringModel, alert_payload, load_model, repla
 from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.store import RedisStore
 
-from ..conftest import Services
-from .conftest import pipeline_on
+from ..support.services import Services
+from ..support.workers import pipeline_on
 
 pytestmark = pytest.mark.integration
 

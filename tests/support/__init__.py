@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: services, worker processes, realistic streams."""
