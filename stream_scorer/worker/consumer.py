@@ -75,6 +75,10 @@ class EventsConsumer(Service):
         # Per partition, the recorded position: records below it were fetched before
         # the seek to it took effect, and are already applied.
         self._floor: dict[TopicPartition, int] = {}
+        # Per owned partition, the highest offset this consumer committed: a batch
+        # scored from before a seek to Redis's position finishes after the start
+        # position was committed, and must not move the group's offset back.
+        self._committed: dict[TopicPartition, int] = {}
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -183,11 +187,24 @@ class EventsConsumer(Service):
         )
         assert self.consumer is not None
         try:
-            await self.consumer.commit(positions)
+            await self._commit(positions)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # A rebalance took the partitions, or the coordinator is away: Redis
             # holds the position, so whoever reads next starts after this batch.
             log.info("commit skipped: error=%s", type(exc).__name__)
+
+    async def _commit(self, positions: dict[TopicPartition, int]) -> None:
+        """Commit the positions that move forward of what this consumer committed."""
+        assert self.consumer is not None
+        ahead = {tp: o for tp, o in positions.items() if o > self._committed.get(tp, -1)}
+        if ahead:
+            await self.consumer.commit(ahead)
+            self._committed.update(ahead)
+
+    def forget(self, revoked: set[TopicPartition]) -> None:
+        """Partitions gone to another member: what we committed for them no longer counts."""
+        for tp in revoked:
+            self._committed.pop(tp, None)
 
     async def start_positions(self, assigned: set[TopicPartition]) -> None:
         """Seek newly assigned partitions to the positions Redis recorded."""
@@ -225,8 +242,7 @@ class EventsConsumer(Service):
         owned = self.consumer.assignment()
         starts = {tp: o for tp, o in self._starts.items() if tp in owned}
         try:
-            if starts:
-                await self.consumer.commit(starts)
+            await self._commit(starts)
         except KafkaError as exc:  # the next loop tries again
             log.info("commit of start positions deferred: error=%s", type(exc).__name__)
             return
@@ -240,6 +256,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.owner._batch_lock:  # the batch in flight is scored
             await self.owner.finished()  # and relayed and recorded
+        self.owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.owner.start_positions(assigned)

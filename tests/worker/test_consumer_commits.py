@@ -1,0 +1,73 @@
+"""The events consumer never moves its group's committed offset backwards.
+
+A batch fetched before the seek to Redis's applied position can finish after
+that start position was committed; committing the batch's lower position then
+would leave the group's offset behind for good on an idle partition (lag that
+never clears, a replay on the next restart).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream_scorer.scoring import load_model
+from stream_scorer.worker.consumer import EventsConsumer
+from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.pipeline import Pipeline
+from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.store import RedisStore
+from stream_scorer.worker.topics import ensure_topics
+
+from ..support.services import Services
+from ..support.workers import produce, unique_settings
+
+pytestmark = pytest.mark.integration
+
+MODEL = load_model("config/scoring.yaml")
+
+
+async def test_a_batch_finishing_after_the_start_commit_leaves_the_offset_ahead(
+    services: Services, tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    settings, _ = unique_settings(services, tmp_path, topic_partitions=1)
+    await ensure_topics(settings)
+    await produce(settings, [(b"c-1", b"{}")] * 10)
+    store = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    metrics = Metrics()
+
+    async def no_sends(*args: object) -> None:
+        raise AssertionError("nothing is sent: the batch has no alerts")
+
+    events = EventsConsumer(
+        settings,
+        store,
+        Pipeline(settings, MODEL, store, no_sends, metrics),
+        Relay(store, no_sends, metrics, 1.0),
+        metrics,
+    )
+    tp = TopicPartition(settings.events_topic, 0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        events.consumer = consumer
+        events._starts = {tp: 10}  # the applied position Redis gave at assignment
+        await events._commit_starts()
+        assert await consumer.committed(tp) == 10
+        await events._finish([], {tp: 4})  # scored from records fetched before the seek
+        assert await consumer.committed(tp) == 10, "the group's offset went backwards"
+        assert await store.applied(settings.app_id, settings.events_topic) == {0: 4}
+
+        events.forget({tp})  # revoked: another member's commits count from now on
+        await events._finish([], {tp: 6})
+        assert await consumer.committed(tp) == 6
+    finally:
+        await consumer.stop()
