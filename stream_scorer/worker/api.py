@@ -39,16 +39,11 @@ from stream_scorer.errors import InvalidEvent
 from stream_scorer.events import Event, validate
 from stream_scorer.scoring import ScoringModel, award_record, explain
 from stream_scorer.settings import Settings
-from stream_scorer.times import from_epoch_ms
+from stream_scorer.times import isoformat_ms
 from stream_scorer.worker.metrics import CONTENT_TYPE, Metrics
 from stream_scorer.worker.store import RedisStore
 
 Send = Callable[[Event], Awaitable[Any]]
-
-
-def _isoformat(ms: int) -> str:
-    """An award's time as the API has always written it (``+00:00``, microseconds if any)."""
-    return from_epoch_ms(ms).isoformat()
 
 
 def install(
@@ -155,7 +150,7 @@ def install(
                     "tiers": e.tiers,
                     "gates": e.gates,
                     "categories": e.categories,
-                    "awards": [award_record(a, _isoformat) for a in e.awards],
+                    "awards": [award_record(a, isoformat_ms) for a in e.awards],
                 }
             return self.json({"contact_id": contact_id, "scores": scores})
 

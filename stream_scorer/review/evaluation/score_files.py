@@ -32,17 +32,6 @@ class AwardRecord:
     awarded_at: str | None = None
     expires_at: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "score": self.score,
-            "category": self.category,
-            "points": self.points,
-            "event_id": self.event_id,
-            "awarded_at": self.awarded_at,
-            "expires_at": self.expires_at,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class ScoreRow:
