@@ -79,6 +79,8 @@ class EventsConsumer(Service):
         # scored from before a seek to Redis's position finishes after the start
         # position was committed, and must not move the group's offset back.
         self._committed: dict[TopicPartition, int] = {}
+        # One commit at a time, so that the check against ``_committed`` holds.
+        self._commit_lock = asyncio.Lock()
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -196,10 +198,11 @@ class EventsConsumer(Service):
     async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         """Commit the positions that move forward of what this consumer committed."""
         assert self.consumer is not None
-        ahead = {tp: o for tp, o in positions.items() if o > self._committed.get(tp, -1)}
-        if ahead:
-            await self.consumer.commit(ahead)
-            self._committed.update(ahead)
+        async with self._commit_lock:
+            ahead = {tp: o for tp, o in positions.items() if o > self._committed.get(tp, -1)}
+            if ahead:
+                await self.consumer.commit(ahead)
+                self._committed.update(ahead)  # each above what was there
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         """Partitions gone to another member: what we committed for them no longer counts."""
@@ -254,9 +257,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self.owner._batch_lock:  # the batch in flight is scored
-            await self.owner.finished()  # and relayed and recorded
-        self.owner.forget(revoked)
+        try:
+            async with self.owner._batch_lock:  # the batch in flight is scored
+                await self.owner.finished()  # and relayed and recorded
+        finally:
+            self.owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.owner.start_positions(assigned)

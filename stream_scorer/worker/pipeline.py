@@ -185,6 +185,7 @@ class Pipeline:
                     continue
                 self.metrics.count(crossings, awarded)
                 pending.extend(outcome)
+            await self.store.index(changes, outcomes)
             todo = conflicts
         raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
 

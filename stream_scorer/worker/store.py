@@ -163,12 +163,13 @@ class RedisStore:
         return self._ttl_ms + max(0, latest - seen)
 
     async def write(self, changes: Sequence[Change]) -> list[Outcome]:
-        """Compare-and-set contacts' states with their alerts; then update the indexes.
+        """Compare-and-set contacts' states with their alerts, one atomic step per contact.
 
         Per change, in order: the contact's outbox once written, or None on a
         conflict (the contact was written since it was read; nothing of the
         change is kept). Event ids outside the dedupe window are forgotten
-        (see :func:`compact`) before a state is written.
+        (see :func:`compact`) before a state is written. The indexes follow
+        with :meth:`index`.
         """
         keys: list[str] = []
         args: list[str | bytes | int] = []
@@ -183,9 +184,6 @@ class RedisStore:
         results: list[Any] = await self._script(keys=keys, args=args)
 
         outcomes: list[Outcome] = []
-        due: dict[int, dict[str, int]] = {}
-        gone: dict[int, list[str]] = {}
-        boards: dict[str, dict[str, int]] = {}
         for change, result in zip(changes, results, strict=True):
             if result[0] == 0:
                 outcomes.append(None)
@@ -193,10 +191,25 @@ class RedisStore:
             cid, state = change.contact_id, change.state
             if state.clock is not None:
                 self._remember(cid, bytes(result[0]).decode(), state)
-                if change.changed:
-                    for name, value in state.values.items():
-                        boards.setdefault(name, {})[cid] = value
             outcomes.append([PendingAlert(cid, bytes(item)) for item in result[1:]])
+        return outcomes
+
+    async def index(self, changes: Sequence[Change], outcomes: Sequence[Outcome]) -> None:
+        """Record written contacts in the due-expiry and leaderboard indexes.
+
+        Not in the contacts' atomic step (an index spans contacts, so slots):
+        the next write of a contact, or a replay of its batch, sets it again.
+        """
+        due: dict[int, dict[str, int]] = {}
+        gone: dict[int, list[str]] = {}
+        boards: dict[str, dict[str, int]] = {}
+        for change, outcome in zip(changes, outcomes, strict=True):
+            if outcome is None:
+                continue
+            cid, state = change.contact_id, change.state
+            if state.clock is not None and change.changed:
+                for name, value in state.values.items():
+                    boards.setdefault(name, {})[cid] = value
             next_expiry = state.next_expiry()
             if change.partition is not None and next_expiry is not None:
                 due.setdefault(change.partition, {})[cid] = next_expiry
@@ -211,7 +224,6 @@ class RedisStore:
                 for name, scores in boards.items():
                     pipe.zadd(board_key(self.namespace, name), scores)
                 await pipe.execute()
-        return outcomes
 
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
         """Up to ``limit`` contacts of a partition whose next expiry is at or before now."""
