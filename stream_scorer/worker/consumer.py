@@ -138,11 +138,21 @@ class EventsConsumer(Service):
                 pending = await self.pipeline.run(messages)
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 self._measure_lag(positions)
-                for tp in positions:
-                    self._starts.pop(tp, None)  # superseded: never commit backwards
+                self._supersede(positions)
                 # One batch finishes at a time, in order; an error surfaces here.
                 await self.finished()
                 self._finishing = asyncio.ensure_future(self._finish(pending, positions))
+
+    def _supersede(self, positions: dict[TopicPartition, int]) -> None:
+        """Drop start positions a scored batch has gone past: its own commit covers them.
+
+        A batch from records fetched before the seek to a start position ends
+        below it: that start position is still committed.
+        """
+        for tp, position in positions.items():
+            start = self._starts.get(tp)
+            if start is not None and position >= start:
+                del self._starts[tp]
 
     def _above_floor(
         self, batch: dict[TopicPartition, list[Any]]

@@ -1,9 +1,10 @@
 """The events consumer never moves its group's committed offset backwards.
 
-A batch fetched before the seek to Redis's applied position can finish after
-that start position was committed; committing the batch's lower position then
-would leave the group's offset behind for good on an idle partition (lag that
-never clears, a replay on the next restart).
+A batch fetched before the seek to Redis's applied position ends below that
+start position: it must neither cancel the start position's commit nor, when
+it finishes after it, commit its lower position. Either would leave the
+group's offset behind for good on an idle partition (lag that never clears,
+a replay on the next restart).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream_scorer.scoring import load_model
+from stream_scorer.settings import Settings
 from stream_scorer.worker.consumer import EventsConsumer
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Pipeline
@@ -30,6 +32,34 @@ pytestmark = pytest.mark.integration
 MODEL = load_model("config/scoring.yaml")
 
 
+async def no_sends(*args: object) -> None:
+    raise AssertionError("nothing is sent: the batch has no alerts")
+
+
+def events_consumer(settings: Settings, store: RedisStore) -> EventsConsumer:
+    metrics = Metrics()
+    return EventsConsumer(
+        settings,
+        store,
+        Pipeline(settings, MODEL, store, no_sends, metrics),
+        Relay(store, no_sends, metrics, 1.0),
+        metrics,
+    )
+
+
+def test_only_a_batch_past_a_start_position_supersedes_it(
+    services: Services, tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    settings, _ = unique_settings(services, tmp_path, topic_partitions=1)
+    events = events_consumer(settings, RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    tp = TopicPartition(settings.events_topic, 0)
+    events._starts = {tp: 10}
+    events._supersede({tp: 4})  # fetched before the seek to 10: 10 is still to commit
+    assert events._starts == {tp: 10}
+    events._supersede({tp: 12})  # past it: the batch's own commit covers it
+    assert events._starts == {}
+
+
 async def test_a_batch_finishing_after_the_start_commit_leaves_the_offset_ahead(
     services: Services, tmp_path: Path, redis_client: aioredis.Redis
 ) -> None:
@@ -37,18 +67,7 @@ async def test_a_batch_finishing_after_the_start_commit_leaves_the_offset_ahead(
     await ensure_topics(settings)
     await produce(settings, [(b"c-1", b"{}")] * 10)
     store = RedisStore(redis_client, MODEL, ttl_seconds=3600)
-    metrics = Metrics()
-
-    async def no_sends(*args: object) -> None:
-        raise AssertionError("nothing is sent: the batch has no alerts")
-
-    events = EventsConsumer(
-        settings,
-        store,
-        Pipeline(settings, MODEL, store, no_sends, metrics),
-        Relay(store, no_sends, metrics, 1.0),
-        metrics,
-    )
+    events = events_consumer(settings, store)
     tp = TopicPartition(settings.events_topic, 0)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
