@@ -132,7 +132,7 @@ def _apply(
     eid: str = fields["event_id"]
     seen = state.seen
     known = len(seen)
-    # events.epoch_ms, inlined and without timedelta // timedelta (a tenth of the time)
+    # times.epoch_ms, inlined in this hot path, without timedelta // timedelta (a tenth of the time)
     occurred: datetime = fields["occurred_at"]
     since = occurred - EPOCH  # typed, so that the arithmetic below is on native ints
     t: int = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000

@@ -21,7 +21,7 @@ from stream_scorer.errors import InvalidEvent
 from stream_scorer.event_files import read_events
 from stream_scorer.events import Event, check_event, decode_event, native_decoder
 from stream_scorer.scoring import ScoringModel
-from stream_scorer.times import EPOCH, ONE_MS
+from stream_scorer.times import epoch_ms
 
 #: How many bad lines a backtest keeps as examples.
 EXAMPLES = 10
@@ -137,7 +137,7 @@ def _read(
                 history.reject(number, refusal)
             else:
                 events.append(item)
-                times.append((item.occurred_at - EPOCH) // ONE_MS)
+                times.append(epoch_ms(item.occurred_at))
         if progress is not None:
             progress(path.stat().st_size)
     else:
@@ -165,7 +165,7 @@ def _read(
                 history.reject(number, refusal)
                 continue
             events.append(event)
-            times.append((event.occurred_at - EPOCH) // ONE_MS)
+            times.append(epoch_ms(event.occurred_at))
     if any(times[i] > times[i + 1] for i in range(len(times) - 1)):
         order = sorted(range(len(times)), key=times.__getitem__)
         history.events = [events[i] for i in order]
