@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -19,14 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiokafka import AIOKafkaProducer
 
 from stream_scorer.alerts import format_alert
 from stream_scorer.client import tail_alerts
 from stream_scorer.dev import services as devservices
+from stream_scorer.events import CONTACT_UPDATED
 from stream_scorer.review.simulation import live_events
 from stream_scorer.scoring import ScoringModel
 from stream_scorer.settings import Settings
@@ -39,19 +43,18 @@ SEED = 7
 async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: float) -> None:
     """Publish the live stream of ``contacts`` simulated contacts at ``rate`` events a second.
 
-    Only events of types the model scores: the worker would dead-letter the rest.
+    Only events of types the model scores (:func:`scored_stream`): the worker
+    would dead-letter the rest.
     """
+    stream = scored_stream(model, live_events(contacts, seed=SEED))
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
     )
     await producer.start()
     try:
-        known = model.event_types
         interval = 1.0 / rate
         next_at = time.monotonic()
-        for event in live_events(contacts, seed=SEED):
-            if event["type"] not in known:
-                continue
+        for event in stream:
             await producer.send(
                 settings.events_topic,
                 json.dumps(event).encode(),
@@ -63,6 +66,28 @@ async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: 
                 await asyncio.sleep(delay)
     finally:
         await producer.stop()
+
+
+def scored_stream(
+    model: ScoringModel, stream: Iterator[dict[str, Any]], look_ahead: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """The events of ``stream`` whose types ``model`` scores.
+
+    A model that scores none of the simulator's engagement types (its own
+    event names) gets them renamed to its own types instead, each simulated
+    type always to the same one, so that its demo still shows scores move.
+    """
+    known = model.event_types
+    head = list(itertools.islice(stream, look_ahead))
+    own = sorted(t for t in known if t != CONTACT_UPDATED)
+    rename = bool(own) and not any(e["type"] in own for e in head)
+    for event in itertools.chain(head, stream):
+        kind = event["type"]
+        if rename and kind != CONTACT_UPDATED:
+            event = {**event, "type": own[zlib.crc32(kind.encode()) % len(own)]}
+        elif kind not in known:
+            continue
+        yield event
 
 
 async def _show_alerts(settings: Settings, out: TextIO) -> None:
