@@ -10,13 +10,18 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, decode_event, validate
+from stream_scorer.events import DEFAULT_LIMITS, Event, decode_event, validate
 
-__all__ = ["CSV_FIELDS", "read_events"]
+__all__ = ["CSV_FIELDS", "FILE_LIMITS", "read_events"]
+
+#: A file's lines have no broker's size limit; every other limit is the worker's,
+#: so a backtest refuses what the live path would.
+FILE_LIMITS = replace(DEFAULT_LIMITS, max_bytes=1 << 30)
 
 #: Columns of an event CSV that are not properties.
 CSV_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
@@ -37,7 +42,7 @@ def read_events(path: Path) -> Iterator[tuple[int, Event | InvalidEvent]]:
             if not line.strip():
                 continue
             try:
-                yield number, decode_event(line.rstrip(b"\r\n"), max_bytes=1 << 30)
+                yield number, decode_event(line.rstrip(b"\r\n"), FILE_LIMITS)
             except InvalidEvent as exc:
                 yield number, exc
 

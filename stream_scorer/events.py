@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -29,11 +30,14 @@ from stream_scorer.errors import InvalidEvent
 __all__ = [
     "CONTACT_ID_PATTERN",
     "CONTACT_UPDATED",
+    "DEFAULT_LIMITS",
     "EVENT_TYPE_PATTERN",
     "Event",
+    "Limits",
     "check_event",
     "decode_event",
     "encode_event",
+    "limit_problem",
     "native_decoder",
     "validate",
     "validate_mapping",
@@ -71,21 +75,117 @@ class Event(BaseModel):
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one event may hold; beyond it, the event is dead-lettered, not scored.
+
+    Bounds keep one producer's mistake from costing a worker its memory, its
+    stack or its time: a value nested a thousand deep, a million properties.
+    """
+
+    #: Bytes of the message value.
+    max_bytes: int = 65_536
+    #: Nesting of objects and arrays inside ``properties`` (``{"a": 1}`` is 1).
+    max_depth: int = 10
+    #: Values in ``properties``, counted at every level.
+    max_values: int = 1_000
+    #: Characters of any one string in ``properties``, keys included.
+    max_string: int = 10_000
+
+
+DEFAULT_LIMITS = Limits()
+#: Beyond this, a JSON number loses integer precision in most consumers (2**53).
+MAX_SAFE_NUMBER = 2**53
+#: Events dated before this are refused: no engagement happened then, and
+#: times near year 1 cannot be written as RFC 3339 once shifted to UTC.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+#: Events dated from this on are refused: far past any clock skew, and an
+#: award's expiry (at most a century later, see the model's durations) must
+#: still be a time that can be written.
+LATEST = datetime(2500, 1, 1, tzinfo=UTC)
+
+
 def decode_event(
     raw: bytes | None,
-    max_bytes: int = 65_536,
-    headers: Sequence[tuple[str, bytes]] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    headers: Sequence[tuple[str, bytes | None]] | None = None,
 ) -> Event:
     """Validate one message value; raise :class:`InvalidEvent` with a reason code.
 
-    Besides the native format, a value may be a Segment ``track``, ``page`` or
-    ``identify`` call, or a CloudEvent: structured (JSON with ``specversion``)
-    or, on Kafka, binary (attributes in ``ce_*`` headers, ``data`` as the value).
+    Total: for any bytes and headers it returns an event or raises
+    :class:`InvalidEvent`, never another exception (a property test feeds it
+    arbitrary input). Besides the native format, a value may be a Segment
+    ``track``, ``page`` or ``identify`` call, or a CloudEvent: structured
+    (JSON with ``specversion``) or, on Kafka, binary (attributes in ``ce_*``
+    headers, ``data`` as the value).
     """
     if raw is None:
         raise InvalidEvent("empty", "the message has no value")
-    if len(raw) > max_bytes:
-        raise InvalidEvent("oversized", f"{len(raw)} bytes is over the limit of {max_bytes}")
+    if len(raw) > limits.max_bytes:
+        raise InvalidEvent("oversized", f"{len(raw)} bytes is over the limit of {limits.max_bytes}")
+    try:
+        event = _decode(raw, headers)
+    except InvalidEvent:
+        raise
+    except RecursionError:
+        raise InvalidEvent("malformed_json", "nested too deeply to read") from None
+    except Exception as exc:  # a format's shape this code did not foresee: still data
+        raise InvalidEvent("invalid_field", f"{type(exc).__name__}: {exc}"[:300]) from None
+    problem = limit_problem(event, limits)
+    if problem is not None:
+        raise problem
+    return event
+
+
+def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent | None:
+    """Why ``event`` is beyond ``limits`` or the time and number rules, if it is.
+
+    ``oversized`` for depth, count and string length; ``invalid_field`` for a
+    time before 1970 or from 2500 on, and a number that is not finite or
+    beyond ±2**53.
+    """
+    if event.occurred_at < EARLIEST:
+        return InvalidEvent("invalid_field", "occurred_at: before 1970-01-01T00:00:00Z")
+    if event.occurred_at >= LATEST:
+        return InvalidEvent("invalid_field", "occurred_at: not before 2500-01-01T00:00:00Z")
+    values = 0
+    todo: list[tuple[str, Any, int]] = [("properties", event.properties, 1)]
+    while todo:  # a loop, not recursion: a deep value must not exhaust the stack
+        place, value, depth = todo.pop()
+        if isinstance(value, dict | list):
+            if depth > limits.max_depth:
+                return InvalidEvent(
+                    "oversized", f"{place}: nested deeper than {limits.max_depth} levels"
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                values += 1
+                if values > limits.max_values:
+                    return InvalidEvent(
+                        "oversized", f"properties: more than {limits.max_values} values"
+                    )
+                if isinstance(key, str) and len(key) > limits.max_string:
+                    return InvalidEvent(
+                        "oversized", f"{place}: a key longer than {limits.max_string} characters"
+                    )
+                todo.append((f"{place}.{key}", item, depth + 1))
+        elif isinstance(value, str):
+            if len(value) > limits.max_string:
+                return InvalidEvent(
+                    "oversized", f"{place}: longer than {limits.max_string} characters"
+                )
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and not (-MAX_SAFE_NUMBER <= value <= MAX_SAFE_NUMBER)  # NaN fails this too
+        ):
+            return InvalidEvent(
+                "invalid_field", f"{place}: {value!r:.40} is not a number within ±2**53"
+            )
+    return None
+
+
+def _decode(raw: bytes, headers: Sequence[tuple[str, bytes | None]] | None) -> Event:
     if headers and any(k == "ce_specversion" for k, _ in headers):
         return _validated(_from_binary_cloudevent(raw, headers))
     if b'"specversion"' in raw or b'"messageId"' in raw:
@@ -103,22 +203,41 @@ def decode_event(
         raise _invalid(exc) from None
 
 
-def validate_mapping(document: Mapping[str, Any]) -> Event:
+def validate_mapping(document: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Event:
     """An event from a mapping in any accepted format; :class:`InvalidEvent` if it is not one."""
-    if "specversion" in document:
-        document = _from_cloudevent(dict(document))
-    elif "messageId" in document:
-        document = _from_segment(dict(document))
-    return _validated(document)
+    try:
+        if "specversion" in document:
+            document = _from_cloudevent(dict(document))
+        elif "messageId" in document:
+            document = _from_segment(dict(document))
+        event = _validated(document)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # as in decode_event: any shape is data, never a crash
+        raise InvalidEvent("invalid_field", f"{type(exc).__name__}: {exc}"[:300]) from None
+    problem = limit_problem(event, limits)
+    if problem is not None:
+        raise problem
+    return event
 
 
-def validate(event: Event | Mapping[str, Any] | bytes | str) -> Event:
-    """An :class:`Event` from a model, a mapping or JSON; :class:`InvalidEvent` if it is not one."""
+def validate(
+    event: Event | Mapping[str, Any] | bytes | str, limits: Limits = DEFAULT_LIMITS
+) -> Event:
+    """An :class:`Event` from a model, a mapping or JSON; :class:`InvalidEvent` if it is not one.
+
+    The same checks and limits as the worker's, so an event accepted here is
+    one the worker scores (given the model knows its type and its time is due).
+    """
     if isinstance(event, Event):
+        problem = limit_problem(event, limits)
+        if problem is not None:
+            raise problem
         return event
     if isinstance(event, bytes | str):
-        return decode_event(event.encode() if isinstance(event, str) else event)
-    return validate_mapping(event)
+        raw = event.encode("utf-8", "surrogatepass") if isinstance(event, str) else event
+        return decode_event(raw, limits)
+    return validate_mapping(event, limits)
 
 
 def _validated(document: Mapping[str, Any]) -> Event:
@@ -153,7 +272,10 @@ def _from_segment(call: dict[str, Any]) -> dict[str, Any]:
         out["properties"] = call.get("properties") or {}
     elif kind == "page":
         out["type"] = "page_visit"
-        properties = dict(call.get("properties") or {})
+        given = call.get("properties") or {}
+        if not isinstance(given, dict):
+            raise InvalidEvent("invalid_field", "properties: a Segment call's must be an object")
+        properties = dict(given)
         if call.get("name") is not None:
             properties.setdefault("name", call["name"])
         out["properties"] = properties
@@ -189,9 +311,18 @@ def _from_cloudevent(event: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _from_binary_cloudevent(raw: bytes, headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
-    """A binary-mode CloudEvent on Kafka: attributes in ``ce_*`` headers, data in the value."""
-    attributes = {k[3:]: v.decode("utf-8", "replace") for k, v in headers if k.startswith("ce_")}
+def _from_binary_cloudevent(
+    raw: bytes, headers: Sequence[tuple[str, bytes | None]]
+) -> dict[str, Any]:
+    """A binary-mode CloudEvent on Kafka: attributes in ``ce_*`` headers, data in the value.
+
+    A header without a value (Kafka allows null) is an absent attribute.
+    """
+    attributes = {
+        k[3:]: v.decode("utf-8", "replace")
+        for k, v in headers
+        if k.startswith("ce_") and v is not None
+    }
     try:
         data = json.loads(raw) if raw.strip() else {}
     except ValueError as exc:
@@ -241,7 +372,9 @@ _CONTACT_ID = re.compile(CONTACT_ID_PATTERN.removesuffix("$") + r"\Z")
 _FIELDS = frozenset(Event.model_fields)
 
 
-def native_decoder(known_types: Collection[str]) -> Callable[[bytes], Event | None]:
+def native_decoder(
+    known_types: Collection[str], limits: Limits = DEFAULT_LIMITS
+) -> Callable[[bytes], Event | None]:
     """A fast decoder of native event lines for histories of millions of them.
 
     It gives the :class:`Event` of a native JSON line that :class:`Event` and
@@ -282,6 +415,8 @@ def native_decoder(known_types: Collection[str]) -> Callable[[bytes], Event | No
         set_(event, "__pydantic_fields_set__", set(_FIELDS))
         set_(event, "__pydantic_extra__", None)
         set_(event, "__pydantic_private__", None)
+        if limit_problem(event, limits) is not None:
+            return None
         return event
 
     return decode_native

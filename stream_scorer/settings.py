@@ -79,6 +79,17 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         default=65_536, ge=256, description="Larger events are dead-lettered."
     )
+    max_event_depth: int = Field(
+        default=10, ge=1, le=100, description="Deeper nesting in properties is dead-lettered."
+    )
+    max_event_values: int = Field(
+        default=1_000,
+        ge=1,
+        description="More values in properties (at every level) are dead-lettered.",
+    )
+    max_event_string: int = Field(
+        default=10_000, ge=1, description="Longer strings in properties are dead-lettered."
+    )
     sweep_interval_seconds: float = Field(
         default=60,
         ge=0,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from stream_scorer.errors import InvalidEvent, ScorerError
-from stream_scorer.events import Event, decode_event, encode_event
+from stream_scorer.events import Event, Limits, decode_event, encode_event
 
 GOOD: dict[str, Any] = {
     "event_id": "ev-1",
@@ -28,7 +28,7 @@ def raw(**changes: Any) -> bytes:
 
 def reason_of(payload: bytes | None, max_bytes: int = 65_536) -> InvalidEvent:
     with pytest.raises(InvalidEvent) as info:
-        decode_event(payload, max_bytes=max_bytes)
+        decode_event(payload, Limits(max_bytes=max_bytes))
     return info.value
 
 
@@ -88,7 +88,7 @@ def test_encode_decode_round_trip() -> None:
 
 def test_size_limit_is_inclusive() -> None:
     payload = raw()
-    assert decode_event(payload, max_bytes=len(payload)).event_id == "ev-1"
+    assert decode_event(payload, Limits(max_bytes=len(payload))).event_id == "ev-1"
     err = reason_of(payload, max_bytes=len(payload) - 1)
     assert err.reason == "oversized"
     assert str(len(payload)) in err.detail

@@ -36,11 +36,12 @@ import faust
 from faust.web import Request, Response, View
 
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import Event, validate
+from stream_scorer.events import Event, encode_event, validate
 from stream_scorer.scoring import ScoringModel, award_record, explain
 from stream_scorer.settings import Settings
 from stream_scorer.times import isoformat_ms
 from stream_scorer.worker.metrics import CONTENT_TYPE, Metrics
+from stream_scorer.worker.pipeline import event_limits
 from stream_scorer.worker.store import RedisStore
 
 Send = Callable[[Event], Awaitable[Any]]
@@ -58,6 +59,7 @@ def install(
     """Add the API's views to ``app``'s web server."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     limit = settings.api_max_body_bytes
+    limits = event_limits(settings)
 
     def refused(view: View, request: Request) -> Response | None:
         if token is None:
@@ -117,6 +119,11 @@ def install(
             problems: list[dict[str, Any]] = []
             try:
                 parsed = json.loads(body)
+            except RecursionError:
+                problems.append(
+                    {"index": None, "reason": "malformed_json", "detail": "nested too deeply"}
+                )
+                return self.json({"error": "invalid events", "problems": problems}, status=422)
             except ValueError as exc:
                 problems.append({"index": None, "reason": "malformed_json", "detail": str(exc)})
                 return self.json({"error": "invalid events", "problems": problems}, status=422)
@@ -126,7 +133,13 @@ def install(
                 try:
                     if not isinstance(item, dict):
                         raise InvalidEvent("invalid_field", "an event is a JSON object")
-                    events.append(validate(item))
+                    event = validate(item, limits)
+                    size = len(encode_event(event))
+                    if size > limits.max_bytes:  # as the worker will read it
+                        raise InvalidEvent(
+                            "oversized", f"{size} bytes is over the limit of {limits.max_bytes}"
+                        )
+                    events.append(event)
                 except InvalidEvent as exc:
                     problems.append({"index": index, "reason": exc.reason, "detail": exc.detail})
             if problems or not events:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream_scorer.errors import InvalidEvent, ScorerError
-from stream_scorer.events import Event, check_event, decode_event
+from stream_scorer.events import Event, Limits, check_event, decode_event
 from stream_scorer.scoring import (
     ContactState,
     Crossing,
@@ -54,6 +54,16 @@ MAX_CONFLICT_RETRIES = 20
 _Step = tuple[bool, list[Crossing], list[str]]
 
 
+def event_limits(settings: Settings) -> Limits:
+    """The ``SCORER_MAX_EVENT_*`` limits: the pipeline's, and ``POST /events``'s too."""
+    return Limits(
+        max_bytes=settings.max_event_bytes,
+        max_depth=settings.max_event_depth,
+        max_values=settings.max_event_values,
+        max_string=settings.max_event_string,
+    )
+
+
 class Pipeline:
     """Scores batches of the events topic into Redis; returns the alerts to relay."""
 
@@ -71,6 +81,7 @@ class Pipeline:
         self._send_dead_letter = send_dead_letter
         self.metrics = metrics or Metrics()
         self._known = None if settings.accept_unknown_types else model.event_types
+        self.limits = event_limits(settings)
 
     async def run(self, messages: Sequence[Message]) -> list[PendingAlert]:
         """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
@@ -83,7 +94,7 @@ class Pipeline:
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
         for msg in messages:
             try:
-                event = decode_event(msg[1], self.settings.max_event_bytes, msg[5])
+                event = decode_event(msg[1], self.limits, msg[5])
                 check_event(event, self._known, not_after)
             except InvalidEvent as exc:
                 bad.append((msg, exc))

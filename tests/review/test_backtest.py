@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from stream_scorer.cli import cli
 from stream_scorer.errors import InvalidEvent
+from stream_scorer.event_files import FILE_LIMITS
 from stream_scorer.events import Event, decode_event
 from stream_scorer.review.backtest import backtest_file, read_history, run_backtest, score_row
 from stream_scorer.scoring import (
@@ -71,7 +72,7 @@ def test_the_fast_reader_accepts_exactly_what_the_wire_validator_accepts(tmp_pat
     reasons: dict[str, int] = {}
     for line in lines:
         try:
-            event = decode_event(line.encode(), max_bytes=1 << 30)
+            event = decode_event(line.encode(), FILE_LIMITS)
         except InvalidEvent as exc:
             reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
             continue

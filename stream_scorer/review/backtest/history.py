@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.event_files import read_events
+from stream_scorer.event_files import FILE_LIMITS, read_events
 from stream_scorer.events import Event, check_event, decode_event, native_decoder
 from stream_scorer.scoring import ScoringModel
 from stream_scorer.times import epoch_ms
@@ -141,7 +141,7 @@ def _read(
         if progress is not None:
             progress(path.stat().st_size)
     else:
-        decode_native = native_decoder(known)
+        decode_native = native_decoder(known, FILE_LIMITS)
         mine, shares = share if share is not None else (0, 1)
         for number, raw in _fast_lines(path, progress):
             if not raw.strip():
@@ -154,7 +154,7 @@ def _read(
             trusted = event is not None
             if event is None:
                 try:
-                    event = decode_event(line, max_bytes=1 << 30)
+                    event = decode_event(line, FILE_LIMITS)
                 except InvalidEvent as exc:
                     if routed is not None or number % shares == mine:  # counted once
                         history.reject(number, exc)

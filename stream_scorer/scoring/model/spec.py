@@ -22,13 +22,25 @@ _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w":
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 
 
+#: The longest duration a model may name: an award that outlives a century is
+#: a typo, and its expiry must stay a time that can be written.
+MAX_DURATION_MS = 36_500 * 86_400_000
+
+
 def parse_duration(value: Any) -> int:
     """``90d``, ``12h``, ``1d12h``, ``30s`` or a number of seconds -> milliseconds."""
+    ms = _duration_ms(value)
+    if ms > MAX_DURATION_MS:
+        raise ValueError(f"{value!r} is longer than 36500d (a century)")
+    return ms
+
+
+def _duration_ms(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError(f"{value!r} is not a positive duration")
+        if not value > 0 or value > MAX_DURATION_MS:  # NaN and inf too
+            raise ValueError(f"{value!r} is not a positive duration of at most a century")
         return int(value * 1000)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
