@@ -148,8 +148,11 @@ def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent
         return InvalidEvent("invalid_field", "occurred_at: before 1970-01-01T00:00:00Z")
     if event.occurred_at >= LATEST:
         return InvalidEvent("invalid_field", "occurred_at: not before 2500-01-01T00:00:00Z")
+    properties = event.properties
+    if len(properties) <= limits.max_values and _flat_within(properties, limits.max_string):
+        return None  # the usual case, checked without the walk below
     values = 0
-    todo: list[tuple[str, Any, int]] = [("properties", event.properties, 1)]
+    todo: list[tuple[str, Any, int]] = [("properties", properties, 1)]
     while todo:  # a loop, not recursion: a deep value must not exhaust the stack
         place, value, depth = todo.pop()
         if isinstance(value, dict | list):
@@ -183,6 +186,23 @@ def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent
                 "invalid_field", f"{place}: {value!r:.40} is not a number within ±2**53"
             )
     return None
+
+
+def _flat_within(properties: dict[str, Any], max_string: int) -> bool:
+    """Whether ``properties`` holds only short strings, safe numbers, booleans and nulls."""
+    for key, value in properties.items():
+        kind = type(value)
+        if len(key) > max_string:
+            return False
+        if kind is str:
+            if len(value) > max_string:
+                return False
+        elif kind is int or kind is float:
+            if not -MAX_SAFE_NUMBER <= value <= MAX_SAFE_NUMBER:
+                return False
+        elif value is not None and kind is not bool:
+            return False  # nested, or another type: the full walk decides
+    return True
 
 
 def _decode(raw: bytes, headers: Sequence[tuple[str, bytes | None]] | None) -> Event:
