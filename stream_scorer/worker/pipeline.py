@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,17 @@ MAX_CONFLICT_RETRIES = 20
 
 #: What changing one contact did: changed at all, crossings, rules that awarded.
 _Step = tuple[bool, list[Crossing], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying a batch or a sweep leaves to do."""
+
+    #: Alerts of the written contacts' outboxes, for the relay.
+    pending: list[PendingAlert] = field(default_factory=list)
+    #: Contacts whose scoring raised, with the exception's type: nothing of
+    #: theirs was written, and only they are affected.
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def event_limits(settings: Settings) -> Limits:
@@ -89,6 +101,7 @@ class Pipeline:
         self.metrics.consumed.inc(len(messages))
         self.metrics.activity.events(len(messages))
         good: list[Event] = []
+        sources: dict[str, list[Message]] = {}
         partition_of: dict[str, int] = {}
         bad: list[tuple[Message, InvalidEvent]] = []
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
@@ -100,13 +113,14 @@ class Pipeline:
                 bad.append((msg, exc))
             else:
                 good.append(event)
+                sources.setdefault(event.contact_id, []).append(msg)
                 partition_of[event.contact_id] = msg[3]
         for msg, invalid in bad:
             await self._dead_letter(msg, invalid.reason, invalid.detail)
         if not good:
             return []
         try:
-            pending = await retry(
+            applied = await retry(
                 "redis.apply",
                 lambda: self.apply(good, partition_of),
                 self.settings.redis_retry_max_backoff,
@@ -117,13 +131,24 @@ class Pipeline:
                 if msg[1] is not None and not any(m is msg for m, _ in bad):
                     await self._dead_letter(msg, "internal_error", type(exc).__name__)
             return []
-        self.metrics.scored.inc(len(good))
+        if applied.failed:
+            log.error(
+                "scoring failed for some contacts, dead-lettering their events: contacts=%d "
+                "errors=%s",
+                len(applied.failed),
+                ",".join(sorted(set(applied.failed.values()))),
+            )
+            for cid, error in applied.failed.items():
+                for msg in sources[cid]:
+                    await self._dead_letter(msg, "internal_error", error)
+        failed_events = sum(len(sources[cid]) for cid in applied.failed)
+        self.metrics.scored.inc(len(good) - failed_events)
         self.metrics.batch_seconds.observe(time.perf_counter() - start)
-        return pending
+        return applied.pending
 
     async def apply(
         self, events: Sequence[Event], partition_of: Mapping[str, int] | None = None
-    ) -> list[PendingAlert]:
+    ) -> Applied:
         """Apply valid events (in order per contact); return every touched contact's pending alerts.
 
         ``partition_of`` maps contacts to their events-topic partition, whose
@@ -149,9 +174,7 @@ class Pipeline:
         with self._timed("apply"):
             return await self._update(list(by_contact), step, partition_of or {})
 
-    async def advance(
-        self, contacts: Sequence[str], now_ms: int, partition: int
-    ) -> list[PendingAlert]:
+    async def advance(self, contacts: Sequence[str], now_ms: int, partition: int) -> Applied:
         """Move contacts of a partition to ``now_ms``: expired awards drop out, tiers may cross.
 
         Contacts whose keys expired meanwhile are left alone (and leave the index).
@@ -172,18 +195,27 @@ class Pipeline:
         contacts: list[str],
         step: Callable[[ContactState, str], _Step],
         partition_of: Mapping[str, int],
-    ) -> list[PendingAlert]:
-        """Read, change with ``step``, compare-and-set; score again contacts changed meanwhile."""
-        pending: list[PendingAlert] = []
+    ) -> Applied:
+        """Read, change with ``step``, compare-and-set; score again contacts changed meanwhile.
+
+        A contact whose ``step`` raises is left as it is in Redis and listed
+        in the result; the others are written as usual.
+        """
+        result = Applied()
+        pending, failed = result.pending, result.failed
         todo = contacts
         for _ in range(MAX_CONFLICT_RETRIES):
             if not todo:
-                return pending
+                return result
             changes: list[Change] = []
             effects: list[tuple[list[Crossing], list[str]]] = []
             for cid, (version, state) in zip(todo, await self.store.read(todo), strict=True):
-                changed, crossings, awarded = step(state, cid)
-                alerts = [alert_payload(c, self.model) for c in crossings]
+                try:
+                    changed, crossings, awarded = step(state, cid)
+                    alerts = [alert_payload(c, self.model) for c in crossings]
+                except Exception as exc:  # one contact's failure is that contact's alone
+                    failed[cid] = type(exc).__name__
+                    continue
                 changes.append(Change(cid, version, state, changed, alerts, partition_of.get(cid)))
                 effects.append((crossings, awarded))
             conflicts: list[str] = []

@@ -232,6 +232,11 @@ class RedisStore:
         )
         return [c.decode() for c in found]
 
+    async def forget_due(self, partition: int, contacts: Sequence[str]) -> None:
+        """Take contacts out of a partition's expiry index (their next write puts them back)."""
+        if contacts:
+            await self._redis.zrem(due_key(self.namespace, partition), *contacts)
+
     async def has_due(self, partition: int, now_ms: int) -> bool:
         key = due_key(self.namespace, partition)
         return bool(await self._redis.zcount(key, "-inf", now_ms))

@@ -10,6 +10,7 @@ now through the pipeline, and relays the alerts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import partial
 
@@ -20,6 +21,8 @@ from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import PendingAlert, RedisStore
 
 #: Contacts advanced per round, and rounds per partition in one tick (the next continues).
+log = logging.getLogger(__name__)
+
 SWEEP_LIMIT = 500
 MAX_ROUNDS = 1000
 
@@ -57,4 +60,15 @@ class Sweeper:
         due = await self.store.due(partition, now, limit)
         if not due:
             return []
-        return await self.pipeline.advance(due, now, partition)
+        applied = await self.pipeline.advance(due, now, partition)
+        if applied.failed:
+            # Out of the index until the contact's next write, so that one contact
+            # failing does not stop the sweep of the others, tick after tick.
+            log.error(
+                "sweep failed for some contacts, taken out of the expiry index: contacts=%d "
+                "errors=%s",
+                len(applied.failed),
+                ",".join(sorted(set(applied.failed.values()))),
+            )
+            await self.store.forget_due(partition, list(applied.failed))
+        return applied.pending

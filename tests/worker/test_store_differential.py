@@ -86,7 +86,9 @@ def streams(draw: st.DrawFn, model: ScoringModel) -> list[Event]:
 
 async def _apply(batches: list[tuple[Pipeline, list[Event]]]) -> list[dict[str, object]]:
     async def one(pipeline: Pipeline, batch: list[Event]) -> list[dict[str, object]]:
-        pending = await pipeline.apply(batch)
+        applied = await pipeline.apply(batch)
+        assert applied.failed == {}
+        pending = applied.pending
         await pipeline.store.mark_relayed(pending)
         return [json.loads(p.payload) for p in pending]
 
@@ -145,7 +147,8 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
             assert deduped == [c.alert_id for c in crossings if c.contact_id == cid]
         # A replay of everything changes nothing and records no new alert.
         again = await pipeline_on(store).apply(events)
-        assert again == []
+        assert again.pending == []
+        assert again.failed == {}
         for cid, state in states.items():
             got = await store.read_state(cid)
             assert got is not None

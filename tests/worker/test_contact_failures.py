@@ -1,0 +1,135 @@
+"""A failure while scoring one contact affects only that contact.
+
+The engine is made to raise for one contact (fault injection: the engine
+itself does not fail on any input the decoder accepts, which
+tests/test_decoding_total.py shows); Kafka and Redis are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from stream_scorer.events import Event
+from stream_scorer.scoring import load_model, replay
+from stream_scorer.worker import pipeline as pipeline_module
+from stream_scorer.worker.keys import due_key
+from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.pipeline import Message, Pipeline
+from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.store import RedisStore
+from stream_scorer.worker.sweeper import Sweeper
+
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import unique_settings
+
+pytestmark = pytest.mark.integration
+
+MODEL = load_model("config/scoring.yaml")
+BAD = "c-003"
+
+
+def failing_for(contact: str, real: object) -> object:
+    def engine(state: object, *args: object) -> object:
+        if (args and getattr(args[0], "contact_id", None) == contact) or contact in args:
+            raise OverflowError("injected")
+        return real(state, *args)  # type: ignore[operator]
+
+    return engine
+
+
+async def test_an_engine_failure_dead_letters_that_contacts_events_only(
+    services: Services,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _ = unique_settings(services, tmp_path)
+    store = RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
+    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
+
+    async def dead_letter(
+        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> None:
+        dead.append((value, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done  # type: ignore[return-value]
+
+    pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    assert BAD in {e.contact_id for e in events}
+    messages: list[Message] = [
+        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate(events)
+    ]
+    monkeypatch.setattr(
+        pipeline_module, "apply_in_place", failing_for(BAD, pipeline_module.apply_in_place)
+    )
+    await pipeline.run(messages)
+
+    bad_events = [e for e in events if e.contact_id == BAD]
+    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
+        e.event_id for e in bad_events
+    )
+    assert {h["reason"] for _, h in dead} == {b"internal_error"}
+    assert {h["detail"] for _, h in dead} == {b"OverflowError"}
+    assert await store.read_state(BAD) is None, "nothing of the failed contact was written"
+    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
+    for cid, state in expected.items():
+        got = await store.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
+
+
+async def test_a_sweep_failure_for_one_contact_leaves_the_others_swept(
+    services: Services,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _ = unique_settings(services, tmp_path)
+    store = RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
+
+    async def no_dead_letters(*args: object) -> None:
+        raise AssertionError("valid events are never dead-lettered")
+
+    metrics = Metrics()
+    pipeline = Pipeline(settings, MODEL, store, no_dead_letters, metrics)
+    sent: list[bytes] = []
+
+    async def send_alert(key: bytes, value: bytes) -> asyncio.Future[None]:
+        sent.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    relay = Relay(store, send_alert, metrics, 1.0)
+    sweeper = Sweeper(store, pipeline, relay, 1.0)
+    events: list[Event] = [
+        e for e in make_stream(MODEL, 8, 300, seed=6) if e.type in MODEL.event_types
+    ]  # dated 2026-09 onwards: every award with an expiry is due by 2100
+    applied = await pipeline.apply(events, dict.fromkeys({e.contact_id for e in events}, 0))
+    await relay.publish(applied.pending)
+    due = {c.decode() for c in await redis_client.zrange(due_key(store.namespace, 0), 0, -1)}
+    assert BAD in due
+    assert len(due) > 1
+    monkeypatch.setattr(
+        pipeline_module, "advance_in_place", failing_for(BAD, pipeline_module.advance_in_place)
+    )
+    monkeypatch.setattr("stream_scorer.worker.sweeper.now_ms", lambda: 4_102_444_800_000)
+    await sweeper.sweep([0])
+    left = {c.decode() for c in await redis_client.zrange(due_key(store.namespace, 0), 0, -1)}
+    assert left == set(), "swept contacts leave the index; the failed one is taken out"
+    for cid in due - {BAD}:
+        state = await store.read_state(cid)
+        assert state is not None
+        assert state.swept == 4_102_444_800_000, cid
+    bad_state = await store.read_state(BAD)
+    assert bad_state is not None
+    assert bad_state.swept != 4_102_444_800_000, "nothing of the failed contact was written"
