@@ -49,6 +49,7 @@ async def test_an_engine_failure_dead_letters_that_contacts_events_only(
     redis_client: aioredis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    await redis_client.flushdb()  # other tests use the same contact ids
     settings, _ = unique_settings(services, tmp_path)
     store = RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
     dead: list[tuple[bytes | None, dict[str, bytes]]] = []
@@ -93,6 +94,7 @@ async def test_a_sweep_failure_for_one_contact_leaves_the_others_swept(
     redis_client: aioredis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    await redis_client.flushdb()  # other tests use the same contact ids
     settings, _ = unique_settings(services, tmp_path)
     store = RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
 
