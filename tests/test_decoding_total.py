@@ -22,6 +22,7 @@ from stream_scorer.events import (
     Event,
     Limits,
     decode_event,
+    encode_event,
     limit_problem,
     validate,
 )
@@ -150,6 +151,8 @@ headers_lists = st.none() | st.lists(
 def test_any_bytes_and_headers(raw: bytes | None, headers: Any) -> None:
     event = total(raw, headers)
     if event is not None:
+        assert limit_problem(event) is None
+        assert decode_event(encode_event(event)) == event  # what the API forwards reads back
         scored_everywhere(event)
 
 

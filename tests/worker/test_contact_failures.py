@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
+from stream_scorer.settings import Settings
 from stream_scorer.worker import pipeline as pipeline_module
 from stream_scorer.worker.keys import due_key
 from stream_scorer.worker.metrics import Metrics
@@ -43,15 +44,22 @@ def failing_for(contact: str, real: object) -> object:
     return engine
 
 
-async def test_an_engine_failure_dead_letters_that_contacts_events_only(
-    services: Services,
-    tmp_path: Path,
-    redis_client: aioredis.Redis,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    await redis_client.flushdb()  # other tests use the same contact ids
+@pytest.fixture
+async def fresh(
+    services: Services, tmp_path: Path, redis_client: aioredis.Redis
+) -> tuple[Settings, RedisStore]:
+    """Unique topics and a store on an empty Redis (other tests use the same contact ids)."""
+    await redis_client.flushdb()
     settings, _ = unique_settings(services, tmp_path)
-    store = RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
+    return settings, RedisStore(
+        redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic
+    )
+
+
+async def test_an_engine_failure_dead_letters_that_contacts_events_only(
+    fresh: tuple[Settings, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, store = fresh
     dead: list[tuple[bytes | None, dict[str, bytes]]] = []
 
     async def dead_letter(
@@ -89,14 +97,11 @@ async def test_an_engine_failure_dead_letters_that_contacts_events_only(
 
 
 async def test_a_sweep_failure_for_one_contact_leaves_the_others_swept(
-    services: Services,
-    tmp_path: Path,
+    fresh: tuple[Settings, RedisStore],
     redis_client: aioredis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await redis_client.flushdb()  # other tests use the same contact ids
-    settings, _ = unique_settings(services, tmp_path)
-    store = RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
+    settings, store = fresh
 
     async def no_dead_letters(*args: object) -> None:
         raise AssertionError("valid events are never dead-lettered")
