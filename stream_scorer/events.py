@@ -167,6 +167,10 @@ def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent
                     return InvalidEvent(
                         "oversized", f"properties: more than {limits.max_values} values"
                     )
+                if not isinstance(key, str | int) or (
+                    isinstance(value, dict) and not isinstance(key, str)
+                ):
+                    return InvalidEvent("invalid_field", f"{place}: a key that is not a string")
                 if isinstance(key, str) and len(key) > limits.max_string:
                     return InvalidEvent(
                         "oversized", f"{place}: a key longer than {limits.max_string} characters"
@@ -177,14 +181,11 @@ def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent
                 return InvalidEvent(
                     "oversized", f"{place}: longer than {limits.max_string} characters"
                 )
-        elif (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and not (-MAX_SAFE_NUMBER <= value <= MAX_SAFE_NUMBER)  # NaN fails this too
-        ):
-            return InvalidEvent(
-                "invalid_field", f"{place}: {value!r:.40} is not a number within ±2**53"
-            )
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if not -MAX_SAFE_NUMBER <= value <= MAX_SAFE_NUMBER:  # NaN fails this too
+                return InvalidEvent("invalid_field", f"{place}: not a number within ±2**53")
+        elif value is not None and not isinstance(value, bool):
+            return InvalidEvent("invalid_field", f"{place}: not a JSON value")
     return None
 
 
@@ -192,7 +193,7 @@ def _flat_within(properties: dict[str, Any], max_string: int) -> bool:
     """Whether ``properties`` holds only short strings, safe numbers, booleans and nulls."""
     for key, value in properties.items():
         kind = type(value)
-        if len(key) > max_string:
+        if type(key) is not str or len(key) > max_string:
             return False
         if kind is str:
             if len(value) > max_string:
@@ -231,11 +232,11 @@ def validate_mapping(document: Mapping[str, Any], limits: Limits = DEFAULT_LIMIT
         elif "messageId" in document:
             document = _from_segment(dict(document))
         event = _validated(document)
+        problem = limit_problem(event, limits)
     except InvalidEvent:
         raise
     except Exception as exc:  # as in decode_event: any shape is data, never a crash
         raise InvalidEvent("invalid_field", f"{type(exc).__name__}: {exc}"[:300]) from None
-    problem = limit_problem(event, limits)
     if problem is not None:
         raise problem
     return event
@@ -416,7 +417,7 @@ def native_decoder(
             return None  # CloudEvents and Segment calls
         try:
             fast = decode(line)
-        except msgspec.DecodeError:  # ValidationError is one
+        except Exception:  # a DecodeError, or nesting too deep: the full decoder names it
             return None
         if (
             fast.occurred_at.tzinfo is None

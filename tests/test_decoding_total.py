@@ -266,3 +266,29 @@ def test_validate_applies_the_same_limits_as_decoding() -> None:
     assert validate(GOOD).occurred_at == datetime(2026, 11, 28, 12, tzinfo=UTC)
     with pytest.raises(InvalidEvent):
         validate("\ud800")
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"x": 10**5000},
+        {"x": (2**60,)},
+        {"x": ("a" * 100_000,)},
+        {"x": {2**70}},
+        {"x": {1: "a"}},
+        {"x": b"bytes"},
+    ],
+)
+def test_validate_refuses_what_json_cannot_carry(properties: dict[str, object]) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        validate({**GOOD, "properties": properties})
+    assert caught.value.reason in REASONS
+
+
+def test_the_backtests_fast_decoder_leaves_deep_lines_to_the_full_one() -> None:
+    from stream_scorer.events import native_decoder
+
+    line = json.dumps(GOOD).encode()[:-1] + b', "properties": {"x": ' + b"[" * 20_000
+    line += b"1" + b"]" * 20_000 + b"}}"
+    assert native_decoder({"email_open"})(line) is None
+    assert reason_of(line) in {"malformed_json", "oversized"}
