@@ -94,8 +94,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-#: Beyond this, a JSON number loses integer precision in most consumers (2**53).
-MAX_SAFE_NUMBER = 2**53
+#: Beyond this, a JSON number loses integer precision in most consumers
+#: (JavaScript's ``Number.MAX_SAFE_INTEGER``).
+MAX_SAFE_NUMBER = 2**53 - 1
 #: Events dated before this are refused: no engagement happened then, and
 #: times near year 1 cannot be written as RFC 3339 once shifted to UTC.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -142,7 +143,7 @@ def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent
 
     ``oversized`` for depth, count and string length; ``invalid_field`` for a
     time before 1970 or from 2500 on, and a number that is not finite or
-    beyond ±2**53.
+    beyond ±(2**53 - 1).
     """
     if event.occurred_at < EARLIEST:
         return InvalidEvent("invalid_field", "occurred_at: before 1970-01-01T00:00:00Z")
@@ -183,7 +184,7 @@ def limit_problem(event: Event, limits: Limits = DEFAULT_LIMITS) -> InvalidEvent
                 )
         elif isinstance(value, int | float) and not isinstance(value, bool):
             if not -MAX_SAFE_NUMBER <= value <= MAX_SAFE_NUMBER:  # NaN fails this too
-                return InvalidEvent("invalid_field", f"{place}: not a number within ±2**53")
+                return InvalidEvent("invalid_field", f"{place}: not a number within ±(2**53 - 1)")
         elif value is not None and not isinstance(value, bool):
             return InvalidEvent("invalid_field", f"{place}: not a JSON value")
     return None

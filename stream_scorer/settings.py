@@ -9,7 +9,7 @@ that names each offending environment variable.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(default=6066, ge=1, le=65535, description="Worker web server port.")
     web_host: str = Field(default="127.0.0.1", description="Worker web server bind address.")
+    web_allow_no_token: bool = Field(
+        default=False,
+        description="Serve a non-loopback SCORER_WEB_HOST without SCORER_API_TOKEN.",
+    )
     topic_partitions: int = Field(
         default=8, ge=1, le=10_000, description="Partitions for topics the scorer creates."
     )
@@ -75,6 +79,12 @@ class Settings(BaseSettings):
     )
     redis_retry_max_backoff: float = Field(
         default=5.0, gt=0, le=300, description="Longest pause between Redis retries (s)."
+    )
+    stall_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=86_400,
+        description="Seconds a worker may fail to make progress before /readyz answers 503.",
     )
     max_event_bytes: int = Field(
         default=65_536, ge=256, description="Larger events are dead-lettered."
@@ -117,6 +127,10 @@ class Settings(BaseSettings):
     )
     webhook_max_backoff: float = Field(
         default=60, gt=0, le=3600, description="Longest pause between webhook retries (s)."
+    )
+    webhook_start: Literal["latest", "earliest"] = Field(
+        default="latest",
+        description="Where a new webhook sink starts on the alerts topic: latest or earliest.",
     )
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body POST /events accepts."
