@@ -34,6 +34,11 @@ def due_key(namespace: str, partition: int) -> str:
     return f"{KEY_PREFIX}:{{due:{namespace}:{partition}}}"
 
 
+def outbox_index_key(namespace: str, partition: int) -> str:
+    """Contacts of one partition whose outbox may hold alerts, by when they were added (us)."""
+    return f"{KEY_PREFIX}:{{outboxes:{namespace}:{partition}}}"
+
+
 def delivered_key(url: str, alert_id: str) -> str:
     """Set once the webhook sink delivered an alert to a URL: it is not sent there again."""
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]

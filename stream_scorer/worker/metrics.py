@@ -72,6 +72,39 @@ class Metrics:
             ["partition"],
             registry=r,
         )
+        self.position_resets = Counter(
+            "scorer_position_resets",
+            "Recorded positions found beyond the end of their partition and reset.",
+            registry=r,
+        )
+        self.relayed = Counter(
+            "scorer_alerts_relayed",
+            "Alerts published to the alerts topic, by path (batch, sweep, recovery).",
+            ["path"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "scorer_retries",
+            "Transient failures retried, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.stalled = Gauge(
+            "scorer_stalled",
+            "1 while the worker has made no progress for longer than SCORER_STALL_SECONDS.",
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "scorer_last_progress_timestamp_seconds",
+            "When the worker last finished a batch or found nothing to do (Unix time).",
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "scorer_webhook_deliveries",
+            "Webhook deliveries by outcome (delivered, failed: refused for good).",
+            ["outcome"],
+            registry=r,
+        )
 
     def count(self, crossings: Sequence[Crossing], rules: Sequence[str]) -> None:
         """Awards and crossings of one contact's change, once it is written."""
