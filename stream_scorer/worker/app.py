@@ -32,6 +32,7 @@ from stream_scorer.scoring import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker import api
 from stream_scorer.worker.consumer import EventsConsumer
+from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.relay import Relay
@@ -40,6 +41,9 @@ from stream_scorer.worker.sweeper import Sweeper
 from stream_scorer.worker.webhooks import WebhookSink
 
 log = logging.getLogger(__name__)
+
+#: How often the lag of owned partitions is asked of Kafka, batches or not.
+LAG_INTERVAL_SECONDS = 5.0
 
 
 def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.App:
@@ -89,16 +93,23 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         return await dlq_topic.send(key=key, value=value, headers=headers, force=True)
 
     backoff = settings.redis_retry_max_backoff
-    pipeline = Pipeline(settings, model, store, send_dead_letter, metrics)
-    relay = Relay(store, send_alert, metrics, backoff)
+    health = Health(settings.stall_seconds, metrics)
+    pipeline = Pipeline(settings, model, store, send_dead_letter, metrics, health)
+    relay = Relay(store, send_alert, metrics, backoff, health)
 
     started: list[EventsConsumer] = []
 
     @app.service
     class Events(EventsConsumer):
         def __init__(self, **kwargs: Any) -> None:
-            super().__init__(settings, store, pipeline, relay, metrics, **kwargs)
+            super().__init__(settings, store, pipeline, relay, metrics, health, **kwargs)
             started.append(self)
+
+    async def measure_lag() -> None:
+        if started:
+            await started[-1].measure_lag()
+
+    app.timer(LAG_INTERVAL_SECONDS, name="measure_lag")(measure_lag)
 
     def owned_partitions() -> list[int]:
         return started[-1].owned() if started else []

@@ -16,7 +16,15 @@ a group reset to earliest), nothing is replayed; if they lead (offsets
 committed by something else), the events in between are still applied.
 Without a recorded position (a new or wiped Redis) Kafka's committed
 offsets, then the earliest, are used; replays are harmless anyway, since
-the engine skips event ids a contact has seen.
+the engine skips event ids a contact has seen. A recorded position beyond
+the partition's end is reset (logged at error level, counted in
+``scorer_position_resets_total``).
+
+New partitions stay paused until the loop has read their positions and
+relayed what their outboxes hold; the rebalance callbacks never wait on
+Redis for long, since the whole group waits for them. Transient failures
+are retried for as long as they last, reported to :class:`~.health.Health`;
+any other error stops the worker with a critical log line.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -36,6 +45,7 @@ from aiokafka.errors import (
 from mode import Service
 
 from stream_scorer.settings import Settings
+from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Message, Pipeline
 from stream_scorer.worker.relay import Relay
@@ -55,10 +65,12 @@ class EventsConsumer(Service):
         pipeline: Pipeline,
         relay: Relay,
         metrics: Metrics,
+        health: Health | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.metrics = metrics
+        self.health = health or Health(settings.stall_seconds, metrics)
         self.settings = settings
         self.store = store
         self.pipeline = pipeline
@@ -81,6 +93,14 @@ class EventsConsumer(Service):
         self._committed: dict[TopicPartition, int] = {}
         # One commit at a time, so that the check against ``_committed`` holds.
         self._commit_lock = asyncio.Lock()
+        # Partitions assigned and paused until the loop has found where to start
+        # them and relayed what their outboxes hold (not in the rebalance callback:
+        # Redis may be away, and the group would wait for us).
+        self._assigned: set[TopicPartition] = set()
+        # Per owned partition, the next offset to score (for the lag gauge).
+        self._positions: dict[TopicPartition, int] = {}
+        # Partitions whose lag this worker reports (removed when revoked).
+        self._lag_reported: set[int] = set()
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -103,9 +123,8 @@ class EventsConsumer(Service):
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
-            async with self._batch_lock:  # a batch in flight finishes first
-                await self.finished()
-                await self.consumer.stop()
+            await self.drain()  # a batch in flight finishes first
+            await self.consumer.stop()
 
     async def finished(self) -> None:
         """Wait for the last scored batch to be relayed, recorded and committed."""
@@ -116,14 +135,30 @@ class EventsConsumer(Service):
     @Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None
+        try:
+            await self._consume_loop()
+        except Exception as exc:
+            # Retriable failures are retried inside; what reaches here would fail again.
+            log.critical(
+                "stopping the worker: an error that retrying cannot fix: error=%s: %s",
+                type(exc).__name__,
+                exc,
+            )
+            raise
+
+    async def _consume_loop(self) -> None:
+        assert self.consumer is not None
         wait_ms = int(self.settings.batch_max_wait * 1000)
         while not self.should_stop:
+            if self._assigned:
+                await self._take_assigned()
             try:
                 batch = await self.consumer.getmany(
                     timeout_ms=wait_ms, max_records=self.settings.batch_max_events
                 )
             except ConsumerStoppedError:
                 return  # the worker is stopping
+            self.health.beat()
             if self._starts:
                 await self._commit_starts()
             batch = self._above_floor(batch)
@@ -137,6 +172,7 @@ class EventsConsumer(Service):
                 ]
                 pending = await self.pipeline.run(messages)
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                self._positions.update(positions)
                 self._measure_lag(positions)
                 self._supersede(positions)
                 # One batch finishes at a time, in order; an error surfaces here.
@@ -181,6 +217,7 @@ class EventsConsumer(Service):
             end = self.consumer.highwater(tp)
             if end is not None:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
+                self._lag_reported.add(tp.partition)
 
     async def _finish(
         self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int]
@@ -196,6 +233,7 @@ class EventsConsumer(Service):
             "redis.progress",
             lambda: self.store.record_applied(self.group, self.topic, recorded),
             self.settings.redis_retry_max_backoff,
+            health=self.health,
         )
         assert self.consumer is not None
         try:
@@ -214,29 +252,92 @@ class EventsConsumer(Service):
                 await self.consumer.commit(ahead)
                 self._committed.update(ahead)  # each above what was there
 
+    async def drain(self) -> None:
+        """Wait for the batch in flight to be scored, relayed, recorded and committed."""
+        async with self._batch_lock:
+            await self.finished()
+
     def forget(self, revoked: set[TopicPartition]) -> None:
         """Partitions gone to another member: what we committed for them no longer counts."""
         for tp in revoked:
             self._committed.pop(tp, None)
+            self._positions.pop(tp, None)
+        self._assigned -= revoked
+
+    def assigned(self, assigned: set[TopicPartition]) -> None:
+        """New partitions: paused until :meth:`_take_assigned` starts them."""
+        assert self.consumer is not None
+        mine = {tp for tp in assigned if tp.topic == self.topic}
+        if mine:
+            self.consumer.pause(*mine)
+            self._assigned |= mine
+
+    async def _take_assigned(self) -> None:
+        """Start assigned partitions where Redis says, after relaying their outboxes.
+
+        Alerts left in outboxes (a crash between a write and its relay, here
+        or on the partition's previous owner) go out before anything new is
+        scored, so they keep their order.
+        """
+        assert self.consumer is not None
+        owned = self.consumer.assignment()
+        taking = {tp for tp in self._assigned if tp in owned}
+        self._assigned = set()
+        if not taking:
+            return
+        await self.start_positions(taking)
+        for tp in sorted(taking, key=lambda t: t.partition):
+            recovered = await self.relay.recover(tp.partition)
+            if recovered:
+                log.info(
+                    "relayed alerts left in outboxes: partition=%d count=%d",
+                    tp.partition,
+                    recovered,
+                )
+        # A partition assigned again meanwhile waits for its own round.
+        ready = [tp for tp in taking if tp in self.consumer.assignment() - self._assigned]
+        if ready:
+            self.consumer.resume(*ready)
 
     async def start_positions(self, assigned: set[TopicPartition]) -> None:
-        """Seek newly assigned partitions to the positions Redis recorded."""
+        """Seek newly assigned partitions to the positions Redis recorded.
+
+        A recorded position beyond the partition's end (the topic was
+        recreated, or Redis was used with another cluster) cannot be trusted:
+        it is logged, counted, and replaced by Kafka's committed offset if
+        that is within the partition, or the earliest offset. Events from
+        there are applied again, which dedupe makes harmless.
+        """
         assert self.consumer is not None
+        consumer = self.consumer
         mine = {tp for tp in assigned if tp.topic == self.topic}
         if not mine:
             return
+        backoff = self.settings.redis_retry_max_backoff
         applied = await retry(
             "redis.progress",
             lambda: self.store.applied(self.group, self.topic),
-            self.settings.redis_retry_max_backoff,
+            backoff,
+            health=self.health,
+        )
+        ordered = sorted(mine, key=lambda t: t.partition)
+        ends: dict[TopicPartition, int] = await retry(
+            "kafka.offsets", lambda: consumer.end_offsets(ordered), backoff, health=self.health
         )
         seeks: dict[TopicPartition, int] = {}
-        for tp in sorted(mine, key=lambda t: t.partition):
+        resets: dict[int, int] = {}
+        for tp in ordered:
             position = applied.get(tp.partition)
             if position is None:
                 continue  # nothing recorded: Kafka's committed offset, or the earliest
-            committed = await self.consumer.committed(tp)
-            if committed is not None and committed > position:
+            committed = await retry(
+                "kafka.offsets", partial(consumer.committed, tp), backoff, health=self.health
+            )
+            end = ends[tp]
+            if position > end:
+                position = await self._reset_position(tp, position, end, committed)
+                resets[tp.partition] = position
+            elif committed is not None and committed > position:
                 log.warning(
                     "committed offset is ahead of the applied position, applying from the "
                     "latter: partition=%d committed=%d applied=%d",
@@ -244,11 +345,74 @@ class EventsConsumer(Service):
                     committed,
                     position,
                 )
-            self.consumer.seek(tp, position)
+            consumer.seek(tp, position)
             self._floor[tp] = position
+            self._positions[tp] = position
             if committed != position:
                 seeks[tp] = position
-        self._starts = seeks  # committed by the loop, so lag monitors see the truth
+        if resets:
+            await retry(
+                "redis.progress",
+                lambda: self.store.reset_applied(self.group, self.topic, resets),
+                backoff,
+                health=self.health,
+            )
+        self._starts.update(seeks)  # committed by the loop, so lag monitors see the truth
+
+    async def _reset_position(
+        self, tp: TopicPartition, recorded: int, end: int, committed: int | None
+    ) -> int:
+        """Where to start a partition whose recorded position is beyond its end."""
+        assert self.consumer is not None
+        if committed is not None and committed <= end:
+            start, source = committed, "committed"
+        else:
+            consumer = self.consumer
+            beginnings: dict[TopicPartition, int] = await retry(
+                "kafka.offsets",
+                lambda: consumer.beginning_offsets([tp]),
+                self.settings.redis_retry_max_backoff,
+                health=self.health,
+            )
+            start, source = beginnings[tp], "earliest"
+        log.error(
+            "recorded position is beyond the end of the partition, starting from the %s "
+            "offset instead: partition=%d recorded=%d end=%d start=%d",
+            source,
+            tp.partition,
+            recorded,
+            end,
+            start,
+        )
+        self.metrics.position_resets.inc()
+        return start
+
+    async def measure_lag(self) -> None:
+        """Lag of every owned partition: its end minus the next offset to score.
+
+        Asked of Kafka on a timer, so the gauge moves even when no batch
+        completes (Redis away, a stuck batch); a failure to ask counts
+        against health like any retried operation.
+        """
+        if self.consumer is None:
+            return
+        owned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
+        try:
+            ends: dict[TopicPartition, int] = await self.consumer.end_offsets(owned)
+        except KafkaError as exc:
+            log.warning("could not read the partitions' ends: error=%s", type(exc).__name__)
+            self.health.failing("kafka.lag")
+            return
+        self.health.recovered("kafka.lag")
+        reported = set()
+        for tp, end in ends.items():
+            position = self._positions.get(tp)
+            if position is not None:
+                self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
+                reported.add(tp.partition)
+        for partition in self._lag_reported - reported:
+            self.metrics.lag.remove(str(partition))
+        self._lag_reported = reported
 
     async def _commit_starts(self) -> None:
         assert self.consumer is not None
@@ -263,15 +427,29 @@ class EventsConsumer(Service):
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Finishes the batch in flight before partitions go; defers the start of new ones.
+
+    Neither waits long on Redis: the group waits for every member's callbacks,
+    so one member stuck here would stall all of them.
+    """
+
     def __init__(self, owner: EventsConsumer) -> None:
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        owner = self.owner
         try:
-            async with self.owner._batch_lock:  # the batch in flight is scored
-                await self.owner.finished()  # and relayed and recorded
+            await asyncio.wait_for(owner.drain(), owner.settings.stall_seconds)
+        except TimeoutError:
+            # Nothing is lost: alerts written stay in their outboxes (the next owner
+            # relays them), and positions not recorded are scored again (dedupe).
+            log.warning(
+                "the batch in flight did not finish before the partitions were revoked: "
+                "partitions=%d",
+                len(revoked),
+            )
         finally:
-            self.owner.forget(revoked)
+            owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.owner.start_positions(assigned)
+        self.owner.assigned(assigned)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+
 from stream_scorer.errors import InvalidEvent, ScorerError
 from stream_scorer.events import Event, Limits, check_event, decode_event
 from stream_scorer.scoring import (
@@ -37,6 +39,8 @@ from stream_scorer.scoring import (
     apply_in_place,
 )
 from stream_scorer.settings import Settings
+from stream_scorer.times import epoch_ms
+from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import Change, PendingAlert, RedisStore
@@ -47,6 +51,9 @@ log = logging.getLogger(__name__)
 Message = tuple[bytes | None, bytes | None, str, int, int, Sequence[tuple[str, bytes]]]
 #: Publishes one dead letter ``(key, value, headers)``; awaiting the result awaits Kafka's ack.
 SendDeadLetter = Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[Any]]
+
+#: The headers every dead letter gets, whatever the original carried.
+_DEAD_LETTER_HEADERS = ("reason", "detail", "source_topic", "source_partition", "source_offset")
 
 #: Rounds of read, score and compare-and-set before a batch gives up on busy contacts.
 MAX_CONFLICT_RETRIES = 20
@@ -64,6 +71,11 @@ class Applied:
     #: Contacts whose scoring raised, with the exception's type: nothing of
     #: theirs was written, and only they are affected.
     failed: dict[str, str] = field(default_factory=dict)
+    #: Contacts written (a batch that fails later keeps their events applied).
+    written: set[str] = field(default_factory=set)
+    #: Events refused while applying, by contact: ``(index in the contact's
+    #: events, reason, detail)``. Not applied, to be dead-lettered.
+    refused: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
 
 
 def event_limits(settings: Settings) -> Limits:
@@ -86,8 +98,10 @@ class Pipeline:
         store: RedisStore,
         send_dead_letter: SendDeadLetter,
         metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
+        self.health = health
         self.model = model
         self.store = store
         self._send_dead_letter = send_dead_letter
@@ -119,18 +133,21 @@ class Pipeline:
             await self._dead_letter(msg, invalid.reason, invalid.detail)
         if not good:
             return []
+        applied = Applied()
         try:
-            applied = await retry(
+            await retry(
                 "redis.apply",
-                lambda: self.apply(good, partition_of),
+                lambda: self.apply(good, partition_of, applied),
                 self.settings.redis_retry_max_backoff,
+                health=self.health,
             )
         except Exception as exc:  # a bug or a refused script call: keep the events
             log.exception("batch failed, dead-lettering its events: error=%s", type(exc).__name__)
-            for msg in messages:
-                if msg[1] is not None and not any(m is msg for m, _ in bad):
-                    await self._dead_letter(msg, "internal_error", type(exc).__name__)
-            return []
+            for cid, msgs in sources.items():
+                if cid not in applied.written:
+                    for msg in msgs:
+                        await self._dead_letter(msg, "internal_error", type(exc).__name__)
+            return applied.pending  # written contacts' alerts are theirs to relay
         if applied.failed:
             log.error(
                 "scoring failed for some contacts, dead-lettering their events: contacts=%d "
@@ -141,29 +158,57 @@ class Pipeline:
             for cid, error in applied.failed.items():
                 for msg in sources[cid]:
                     await self._dead_letter(msg, "internal_error", error)
+        refused = 0
+        for cid, items in applied.refused.items():
+            for index, reason, detail in items:
+                await self._dead_letter(sources[cid][index], reason, detail)
+            refused += len(items)
         failed_events = sum(len(sources[cid]) for cid in applied.failed)
-        self.metrics.scored.inc(len(good) - failed_events)
+        self.metrics.scored.inc(len(good) - failed_events - refused)
         self.metrics.batch_seconds.observe(time.perf_counter() - start)
         return applied.pending
 
     async def apply(
-        self, events: Sequence[Event], partition_of: Mapping[str, int] | None = None
+        self,
+        events: Sequence[Event],
+        partition_of: Mapping[str, int] | None = None,
+        result: Applied | None = None,
     ) -> Applied:
-        """Apply valid events (in order per contact); return every touched contact's pending alerts.
+        """Apply valid events (in order per contact); return what the writes left to do.
 
         ``partition_of`` maps contacts to their events-topic partition, whose
-        expiry index records each contact's next expiry.
+        expiry and outbox indexes hold the contact. ``result`` collects the
+        outcome as contacts are written, so that a caller whose call fails
+        part way still knows which contacts were written and their alerts.
+
+        An event dated more than the dedupe window (``SCORER_DEDUPE_DAYS``)
+        before the contact's newest event, and not among the ids the contact
+        remembers, is refused as ``too_old``: its id may have been forgotten,
+        so applying it could count a replay twice.
         """
         by_contact: dict[str, list[Event]] = {}
         for event in events:
             by_contact.setdefault(event.contact_id, []).append(event)
         model = self.model
+        window = self.store.dedupe_ms
+        applied = result if result is not None else Applied()
+        refused = applied.refused
 
         def step(state: ContactState, cid: str) -> _Step:
             changed = False
             crossings: list[Crossing] = []
             awarded: list[str] = []
-            for event in by_contact[cid]:
+            refused.pop(cid, None)  # scored again after a conflict: from scratch
+            for index, event in enumerate(by_contact[cid]):
+                clock = state.clock
+                if (
+                    clock is not None
+                    and epoch_ms(event.occurred_at) < clock - window
+                    and event.event_id not in state.seen
+                ):
+                    detail = "dated more than the dedupe window before the contact's newest event"
+                    refused.setdefault(cid, []).append((index, "too_old", detail))
+                    continue
                 effects = apply_in_place(state, event, model)
                 if not effects.duplicate:
                     changed = True
@@ -172,7 +217,7 @@ class Pipeline:
             return changed, crossings, awarded
 
         with self._timed("apply"):
-            return await self._update(list(by_contact), step, partition_of or {})
+            return await self._update(list(by_contact), step, partition_of or {}, applied)
 
     async def advance(self, contacts: Sequence[str], now_ms: int, partition: int) -> Applied:
         """Move contacts of a partition to ``now_ms``: expired awards drop out, tiers may cross.
@@ -188,22 +233,25 @@ class Pipeline:
             return True, list(effects.crossings), []
 
         with self._timed("sweep"):
-            return await self._update(list(contacts), step, dict.fromkeys(contacts, partition))
+            partition_of = dict.fromkeys(contacts, partition)
+            return await self._update(list(contacts), step, partition_of, Applied())
 
     async def _update(
         self,
         contacts: list[str],
         step: Callable[[ContactState, str], _Step],
         partition_of: Mapping[str, int],
+        result: Applied,
     ) -> Applied:
         """Read, change with ``step``, compare-and-set; score again contacts changed meanwhile.
 
         A contact whose ``step`` raises is left as it is in Redis and listed
-        in the result; the others are written as usual.
+        in the result; the others are written as usual. A contact already in
+        ``result.written`` (an earlier attempt of the same batch) is not
+        changed again.
         """
-        result = Applied()
-        pending, failed = result.pending, result.failed
-        todo = contacts
+        pending, failed, written = result.pending, result.failed, result.written
+        todo = [cid for cid in contacts if cid not in written and cid not in failed]
         for _ in range(MAX_CONFLICT_RETRIES):
             if not todo:
                 return result
@@ -228,6 +276,7 @@ class Pipeline:
                     continue
                 self.metrics.count(crossings, awarded)
                 pending.extend(outcome)
+                written.add(change.contact_id)
             await self.store.index(changes, outcomes)
             todo = conflicts
         raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
@@ -259,7 +308,44 @@ class Pipeline:
             offset,
         )
 
-        async def send() -> None:
-            await (await self._send_dead_letter(key, value, headers))
+        try:
+            await self._send_whole_or_truncated(key, value, headers)
+        except Exception as exc:
+            log.critical("the dead-letter topic refused a record: error=%s", type(exc).__name__)
+            raise
 
-        await retry("kafka.dlq", send, self.settings.redis_retry_max_backoff)
+    async def _send_whole_or_truncated(
+        self, key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> None:
+        """Send a dead letter whole; if Kafka refuses its size, a truncated copy, marked.
+
+        An event near the broker's size limit grows past it with the
+        dead-letter headers. The copy keeps the first ``SCORER_MAX_EVENT_BYTES``
+        of the value (``truncated: true``, ``original_bytes``), and drops the
+        original headers too (``headers_dropped: true``) if they are what is
+        too large.
+        """
+        backoff = self.settings.redis_retry_max_backoff
+        ours = {k: headers[k] for k in _DEAD_LETTER_HEADERS}
+        cut = None if value is None else value[: self.limits.max_bytes]
+        marks = {"truncated": b"true", "original_bytes": str(len(value or b"")).encode()}
+        attempts = [
+            (value, headers),
+            (cut, {**headers, **marks}),
+            (cut, {**ours, **marks, "headers_dropped": b"true"}),
+        ]
+        for i, (body, sent_headers) in enumerate(attempts):
+
+            async def send(
+                body: bytes | None = body, sent: dict[str, bytes] = sent_headers
+            ) -> None:
+                await (await self._send_dead_letter(key, body, sent))
+
+            try:
+                await retry("kafka.dlq", send, backoff, health=self.health)
+            except (MessageSizeTooLargeError, RecordTooLargeError):
+                if i == len(attempts) - 1:
+                    raise
+                log.warning("dead letter too large for Kafka, sending a truncated copy")
+            else:
+                return

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if TYPE_CHECKING:
+    from stream_scorer.worker.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,15 @@ class TryAgain(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Redis or Kafka unreachable, timing out or busy, or a :class:`TryAgain`."""
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | KafkaError | OSError | TryAgain):
+    """Redis or Kafka unreachable, timing out or busy, or a :class:`TryAgain`.
+
+    Kafka says itself which of its errors are worth retrying (``retriable``);
+    the others (authorization, a record too large, an unsupported version)
+    would fail the same way forever.
+    """
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TryAgain):
         return True
     return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
 
@@ -45,23 +55,27 @@ async def retry(
     transient: Callable[[BaseException], bool] = is_transient,
     give_up_at: float | None = None,
     log_level: int = logging.WARNING,
+    health: Health | None = None,
 ) -> T:
     """Run ``op`` until it succeeds; transient failures wait, others raise.
 
     The wait starts at ``first_delay`` and doubles up to ``max_backoff``.
     With ``give_up_at`` (event loop time), a transient failure after it is
-    raised too. Each retried failure is logged at ``log_level``.
+    raised too. Each retried failure is logged at ``log_level`` and, with
+    ``health``, reported there (a long run of them stalls the worker).
     """
     delay = first_delay
     attempt = 0
     while True:
         try:
-            return await op()
+            result = await op()
         except Exception as exc:
             if not transient(exc):
                 raise
             if give_up_at is not None and asyncio.get_running_loop().time() > give_up_at:
                 raise
+            if health is not None:
+                health.failing(what)
             attempt += 1
             log.log(
                 log_level,
@@ -73,3 +87,7 @@ async def retry(
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_backoff)
+        else:
+            if health is not None and attempt:
+                health.recovered(what)
+            return result

@@ -11,8 +11,10 @@
 -- ARGV is, per contact in order: expected version ("0" for a new contact),
 -- new state JSON or "" when nothing changed, key TTL in ms, the number of
 -- alerts n, then the n alert JSON strings.
--- Returns, per contact, {version, outbox...} when written (the version now
--- held), {0} on a version conflict.
+-- Returns, per contact, the version now held when written (unchanged when
+-- nothing changed), 0 on a version conflict. The alerts of this call are
+-- the caller's to relay; older ones still in the outbox are another relay's
+-- (the batch before, in flight) or the recovery's (see store.py).
 --
 -- Versions start from the server's clock in microseconds, not from 1, so
 -- that a contact whose keys expired and were created again never repeats a
@@ -27,7 +29,7 @@ for i = 1, #KEYS / 2 do
   a = first + n
   local current = redis.call('HGET', state, 'v') or '0'
   if current ~= expected then
-    out[i] = {0}
+    out[i] = 0
   else
     local version = current
     if body ~= '' then
@@ -46,9 +48,7 @@ for i = 1, #KEYS / 2 do
         redis.call('PEXPIRE', outbox, ttl)
       end
     end
-    local pending = redis.call('LRANGE', outbox, 0, -1)
-    table.insert(pending, 1, version)
-    out[i] = pending
+    out[i] = version
   end
 end
 return out

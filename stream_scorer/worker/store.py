@@ -12,11 +12,18 @@ A write costs two round trips: the script call, then the indexes (the
 sweeper's next-expiry index per partition, the leaderboard per score).
 Alerts leave the outbox only once Kafka acknowledged them
 (:meth:`RedisStore.mark_relayed`): a crash can duplicate an alert, never
-lose one. The store also records the consumer's applied positions.
+lose one. A write hands back only the alerts it added, so an alert still
+being relayed from the batch before is not published twice. Before a write
+that adds alerts, the contact enters its partition's outbox index (one more
+round trip, only then): whatever a crash or a failed batch leaves in an
+outbox is found there without a scan and relayed by the recovery
+(:meth:`~stream_scorer.worker.relay.Relay.recover`). The store also records
+the consumer's applied positions.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -27,7 +34,13 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from stream_scorer.scoring import ContactState, ScoringModel
-from stream_scorer.worker.keys import board_key, contact_keys, due_key, progress_key
+from stream_scorer.worker.keys import (
+    board_key,
+    contact_keys,
+    due_key,
+    outbox_index_key,
+    progress_key,
+)
 
 #: Read many contacts' (version, state) in one call.
 #: ARGV[i] is the version the worker holds in memory ("" if none): when it is
@@ -52,6 +65,27 @@ for i = 1, #ARGV, 2 do
   if tonumber(ARGV[i + 1]) > current then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
+end
+return 1
+"""
+
+#: Take contacts out of an outbox index, each only if its entry is still the one
+#: read (a write since then added alerts and a newer entry: it stays).
+_UNINDEX = """
+for i = 1, #ARGV, 2 do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return 1
+"""
+
+#: Set partitions' applied positions, back included (a position found beyond
+#: the partition's end is reset).
+_RESET = """
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return 1
 """
@@ -86,7 +120,7 @@ class PendingAlert:
     payload: bytes
 
 
-#: Per contact written, its outbox (what the relay must still publish); None: a conflict.
+#: Per contact written, the alerts its write added (for the relay); None: a conflict.
 Outcome = list[PendingAlert] | None
 
 
@@ -119,6 +153,8 @@ class RedisStore:
         self._script: AsyncScript = client.register_script(source)
         self._read_script: AsyncScript = client.register_script(_READ_MANY)
         self._advance_script: AsyncScript = client.register_script(_ADVANCE)
+        self._reset_script: AsyncScript = client.register_script(_RESET)
+        self._unindex_script: AsyncScript = client.register_script(_UNINDEX)
         # States this worker wrote last, by contact: (version, state). Parsing a
         # state's JSON cost more than the rest of a contact's update together, and
         # a worker mostly sees the contacts of its own partitions. An entry is
@@ -126,6 +162,11 @@ class RedisStore:
         # cache by a read, so a failed write never leaves a changed state behind.
         self._cache: dict[str, tuple[str, ContactState]] = {}
         self._cache_size = cache_contacts
+
+    @property
+    def dedupe_ms(self) -> int:
+        """How far behind a contact's newest event its event ids are remembered."""
+        return self._dedupe_ms
 
     def _decode(self, raw: bytes | None) -> ContactState:
         if raw is None:
@@ -165,12 +206,13 @@ class RedisStore:
     async def write(self, changes: Sequence[Change]) -> list[Outcome]:
         """Compare-and-set contacts' states with their alerts, one atomic step per contact.
 
-        Per change, in order: the contact's outbox once written, or None on a
-        conflict (the contact was written since it was read; nothing of the
-        change is kept). Event ids outside the dedupe window are forgotten
-        (see :func:`compact`) before a state is written. The indexes follow
-        with :meth:`index`.
+        Per change, in order: the alerts this write added to the contact's
+        outbox, or None on a conflict (the contact was written since it was
+        read; nothing of the change is kept). Event ids outside the dedupe
+        window are forgotten (see :func:`compact`) before a state is
+        written. The indexes follow with :meth:`index`.
         """
+        await self._index_outboxes(changes)
         keys: list[str] = []
         args: list[str | bytes | int] = []
         for change in changes:
@@ -185,14 +227,63 @@ class RedisStore:
 
         outcomes: list[Outcome] = []
         for change, result in zip(changes, results, strict=True):
-            if result[0] == 0:
+            if result == 0:
                 outcomes.append(None)
                 continue
             cid, state = change.contact_id, change.state
             if state.clock is not None:
-                self._remember(cid, bytes(result[0]).decode(), state)
-            outcomes.append([PendingAlert(cid, bytes(item)) for item in result[1:]])
+                self._remember(cid, bytes(result).decode(), state)
+            alerts = change.alerts if change.changed else []
+            outcomes.append([PendingAlert(cid, payload) for payload in alerts])
         return outcomes
+
+    async def _index_outboxes(self, changes: Sequence[Change]) -> None:
+        """Enter contacts about to get alerts in their partitions' outbox indexes.
+
+        Before the write, so that no crash leaves an alert in an outbox that
+        no index names; an entry whose write then fails names an empty
+        outbox, which the recovery drops.
+        """
+        entries: dict[int, dict[str, int]] = {}
+        stamp = time.time_ns() // 1000
+        for change in changes:
+            if change.alerts and change.changed and change.partition is not None:
+                entries.setdefault(change.partition, {})[change.contact_id] = stamp
+        if len(entries) == 1:
+            [(partition, members)] = entries.items()
+            await self._redis.zadd(outbox_index_key(self.namespace, partition), members)
+        elif entries:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for partition, members in entries.items():
+                    pipe.zadd(outbox_index_key(self.namespace, partition), members)
+                await pipe.execute()
+
+    async def stranded(self, partition: int, before_us: int, limit: int) -> list[tuple[str, float]]:
+        """Contacts entered in a partition's outbox index before ``before_us``, with entries."""
+        found: list[tuple[bytes, float]] = await self._redis.zrangebyscore(  # type: ignore[assignment]
+            outbox_index_key(self.namespace, partition),
+            "-inf",
+            before_us,
+            start=0,
+            num=limit,
+            withscores=True,
+        )
+        return [(cid.decode(), score) for cid, score in found]
+
+    async def outboxes(self, contacts: Sequence[str]) -> list[list[bytes]]:
+        """The alerts in each contact's outbox, oldest first."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cid in contacts:
+                pipe.lrange(contact_keys(cid)[1], 0, -1)
+            rows: list[list[bytes]] = await pipe.execute()
+        return rows
+
+    async def unindex_outboxes(self, partition: int, entries: Sequence[tuple[str, float]]) -> None:
+        """Take relayed contacts out of the outbox index, unless written again since."""
+        if entries:
+            args = [x for cid, score in entries for x in (cid, repr(score))]
+            keys = [outbox_index_key(self.namespace, partition)]
+            await self._unindex_script(keys=keys, args=args)
 
     async def index(self, changes: Sequence[Change], outcomes: Sequence[Outcome]) -> None:
         """Record written contacts in the due-expiry and leaderboard indexes.
@@ -261,6 +352,12 @@ class RedisStore:
         if positions:
             args = [x for p, o in sorted(positions.items()) for x in (p, o)]
             await self._advance_script(keys=[progress_key(group, topic)], args=args)
+
+    async def reset_applied(self, group: str, topic: str, positions: Mapping[int, int]) -> None:
+        """Set partitions' applied positions, moving them back if need be."""
+        if positions:
+            args = [x for p, o in sorted(positions.items()) for x in (p, o)]
+            await self._reset_script(keys=[progress_key(group, topic)], args=args)
 
     async def leaderboard(self, score: str, limit: int) -> list[tuple[str, ContactState]]:
         """The top contacts by ``score``, best first, with their states.

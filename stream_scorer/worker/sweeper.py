@@ -20,11 +20,13 @@ from stream_scorer.worker.relay import Relay
 from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import PendingAlert, RedisStore
 
-#: Contacts advanced per round, and rounds per partition in one tick (the next continues).
 log = logging.getLogger(__name__)
 
+#: Contacts advanced per round, and rounds per partition in one tick (the next continues).
 SWEEP_LIMIT = 500
 MAX_ROUNDS = 1000
+#: Outbox entries younger than this belong to a relay in flight, not to the recovery.
+RECOVERY_GRACE_SECONDS = 30.0
 
 
 class Sweeper:
@@ -43,11 +45,15 @@ class Sweeper:
         now = now_ms()
         total = 0
         for partition in partitions:
+            total += await self.relay.recover(partition, RECOVERY_GRACE_SECONDS)
             for _ in range(MAX_ROUNDS):  # a bounded catch-up; the next tick continues
                 pending = await retry(
-                    "redis.sweep", partial(self.sweep_partition, partition, now), self._max_backoff
+                    "redis.sweep",
+                    partial(self.sweep_partition, partition, now),
+                    self._max_backoff,
+                    health=self.pipeline.health,
                 )
-                await self.relay.publish(pending)
+                await self.relay.publish(pending, "sweep")
                 total += len(pending)
                 if not await self.store.has_due(partition, now):
                     break

@@ -1,0 +1,311 @@
+"""Outbox safety: every alert written is published, once in normal running.
+
+Real Kafka and Redis. The crash tests stage exactly what a ``kill -9``
+between the store's write and the relay leaves behind (states and outboxes
+written, nothing published, positions not recorded), then start a real
+worker on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from stream_scorer.events import Event
+from stream_scorer.scoring import load_model, replay
+from stream_scorer.settings import Settings
+from stream_scorer.times import epoch_ms, from_epoch_ms
+from stream_scorer.worker.keys import contact_keys, outbox_index_key, progress_key
+from stream_scorer.worker.metrics import Metrics
+from stream_scorer.worker.pipeline import Applied, Message, Pipeline
+from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.store import Change, PendingAlert, RedisStore
+from stream_scorer.worker.topics import ensure_topics
+
+from ..support.scenario import make_stream
+from ..support.services import Services
+from ..support.workers import Worker, encoded, make_worker, produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+MODEL = load_model("config/scoring.yaml")
+
+
+def known(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.type in MODEL.event_types]
+
+
+def partition_of(events: list[Event], partitions: int) -> dict[str, int]:
+    """The partition each contact's events land on (the Java client's murmur2, as aiokafka)."""
+    every = list(range(partitions))
+    pick = DefaultPartitioner()
+    return {e.contact_id: pick(e.contact_id.encode(), every, every) for e in events}
+
+
+async def done(value: Any = None) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+def collecting_relay(store: RedisStore, sent: list[bytes]) -> Relay:
+    async def send(key: bytes, value: bytes) -> asyncio.Future[Any]:
+        sent.append(value)
+        return await done()
+
+    return Relay(store, send, Metrics(), max_backoff=0.1)
+
+
+def quiet_pipeline(settings: Settings, store: RedisStore, dead: list[dict[str, bytes]]) -> Pipeline:
+    async def dead_letter(
+        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> asyncio.Future[Any]:
+        dead.append(headers)
+        return await done()
+
+    return Pipeline(settings, MODEL, store, dead_letter, Metrics())
+
+
+@pytest.fixture
+def settings(services: Services, tmp_path: Path) -> Settings:
+    from ..support.workers import unique_settings
+
+    return unique_settings(services, tmp_path)[0]
+
+
+@pytest.fixture
+async def store(settings: Settings, redis_client: aioredis.Redis) -> RedisStore:
+    await redis_client.flushdb()  # other tests use the same contact ids
+    return RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
+
+
+async def test_a_write_hands_back_only_the_alerts_it_added(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # Alerts of the batch before, still being relayed, must not be handed back again.
+    cid = "c-outbox"
+    ((version, state),) = await store.read([cid])
+    state.clock = 1
+    [first] = await store.write([Change(cid, version, state, True, [b'{"a":1}'], 0)])
+    assert first == [PendingAlert(cid, b'{"a":1}')]
+    ((version, state),) = await store.read([cid])
+    [second] = await store.write([Change(cid, version, state, True, [b'{"a":2}'], 0)])
+    assert second == [PendingAlert(cid, b'{"a":2}')]
+    assert await redis_client.lrange(contact_keys(cid)[1], 0, -1) == [b'{"a":1}', b'{"a":2}']
+    # Both are indexed before the write, under the contact's partition.
+    assert await store.stranded(0, time.time_ns() // 1000 + 1, 10) != []
+
+
+async def test_recovery_relays_outboxes_once_and_leaves_alerts_in_flight_alone(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    cid, busy = "c-stranded", "c-in-flight"
+    for contact, payload in ((cid, b'{"s":1}'), (busy, b'{"f":1}')):
+        ((version, state),) = await store.read([contact])
+        state.clock = 1
+        await store.write([Change(contact, version, state, True, [payload], 3)])
+    sent: list[bytes] = []
+    relay = collecting_relay(store, sent)
+    relay._in_flight[PendingAlert(busy, b'{"f":1}')] += 1  # its batch is publishing it
+    assert await relay.recover(3) == 1
+    assert sent == [b'{"s":1}']
+    assert await redis_client.llen(contact_keys(cid)[1]) == 0
+    left = await redis_client.zrange(outbox_index_key(store.namespace, 3), 0, -1)
+    assert left == [busy.encode()]  # still indexed: the recovery looks again
+    assert await relay.recover(3, grace_seconds=3600) == 0  # too young for a sweep tick
+    relay._in_flight.clear()
+    assert await relay.recover(3) == 1
+    assert await relay.recover(3) == 0  # relayed: out of the index, not sent again
+    assert sent == [b'{"s":1}', b'{"f":1}']
+
+
+async def test_a_failed_batch_keeps_the_written_contacts_alerts_and_events(
+    settings: Settings, store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = known(make_stream(MODEL, 6, 300, seed=3))
+    _, crossings = replay(events, MODEL)
+    assert crossings
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    real_write = store.write
+    calls = 0
+
+    async def write_then_fail(changes: list[Change]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first half of the contacts is written...
+            return await real_write(changes[: len(changes) // 2]) + [None] * (
+                len(changes) - len(changes) // 2
+            )
+        raise RuntimeError("the store broke")  # ...then the batch fails
+
+    monkeypatch.setattr(store, "write", write_then_fail)
+    messages: list[Message] = [
+        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate(events)
+    ]
+    pending = await pipeline.run(messages)
+    contacts = list(dict.fromkeys(e.contact_id for e in events))
+    written = set(contacts[: len(contacts) // 2])
+    want = [c for c in crossings if c.contact_id in written]
+    assert want, "the written half must have crossed"
+    assert sorted(json.loads(a.payload)["alert_id"] for a in pending) == sorted(
+        c.alert_id for c in want
+    )
+    # Only the contacts not written are dead-lettered.
+    lost = [e for e in events if e.contact_id not in written]
+    assert len(dead) == len(lost)
+    assert {h["reason"] for h in dead} == {b"internal_error"}
+
+
+async def test_an_event_older_than_the_dedupe_window_is_refused_as_too_old(
+    settings: Settings, store: RedisStore
+) -> None:
+    # An unsubscribe replayed after its id was forgotten must not count twice.
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    window = store.dedupe_ms
+    cid = "c-old"
+
+    def event(i: int, ms: int, kind: str = "email_open") -> Event:
+        return Event(event_id=f"e-{i}", contact_id=cid, type=kind, occurred_at=from_epoch_ms(ms))
+
+    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
+    unsubscribe = event(0, start, "unsubscribe")
+    later = [event(i, start + window + i * 1000) for i in range(1, 80)]  # ids compacted
+    messages: list[Message] = [
+        (cid.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate([unsubscribe, *later])
+    ]
+    await pipeline.run(messages)
+    before = await store.read_state(cid)
+    assert before is not None
+    assert "e-0" not in before.seen
+    replayed: Message = (cid.encode(), unsubscribe.model_dump_json().encode(), "t", 0, 99, [])
+    await pipeline.run([replayed])
+    after = await store.read_state(cid)
+    assert after is not None
+    assert after.to_json() == before.to_json()
+    assert [h["reason"] for h in dead] == [b"too_old"]
+    # A late event inside the window is applied as usual.
+    inside = event(200, start + window // 2 + 100_000)
+    await pipeline.run([(cid.encode(), inside.model_dump_json().encode(), "t", 0, 100, [])])
+    final = await store.read_state(cid)
+    assert final is not None
+    assert "e-200" in final.seen
+    assert len(dead) == 1
+
+
+async def stage_crash(
+    worker: Worker, store: RedisStore, events: list[Event]
+) -> tuple[Pipeline, dict[str, int]]:
+    """The topics, the events on them, and Redis as a kill -9 after the write leaves it."""
+    settings = worker.settings
+    await ensure_topics(settings)
+    await produce(settings, encoded(events))
+    partitions = partition_of(events, settings.topic_partitions)
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    await pipeline.apply(events, partitions)  # written, alerts in outboxes, never relayed
+    assert not dead
+    return pipeline, partitions
+
+
+async def published(settings: Settings, want: set[str], wait_seconds: float = 60) -> Counter[str]:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        records = await read_topic(settings.kafka_bootstrap_servers, settings.alerts_topic)
+        ids = Counter(json.loads(v)["alert_id"] for _, v, _ in records)
+        if set(ids) >= want or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.5)
+
+
+async def settled(
+    settings: Settings, redis_client: aioredis.Redis, contacts: set[str], want: set[str]
+) -> Counter[str]:
+    """The alerts published once the outboxes are empty (and a little after)."""
+    await published(settings, want)
+    deadline = time.monotonic() + 30
+    while any([await redis_client.llen(contact_keys(c)[1]) for c in contacts]):
+        assert time.monotonic() < deadline, "outboxes not relayed"
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(2)
+    return await published(settings, want)
+
+
+async def test_kill_9_between_write_and_relay_of_an_event_crossing(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    store: RedisStore,
+    redis_client: aioredis.Redis,
+) -> None:
+    worker = make_worker(worker_factory, services, tmp_path)
+    store.namespace = worker.settings.events_topic
+    events = known(make_stream(MODEL, 30, 600, seed=21))
+    _, crossings = replay(events, MODEL)
+    want = {c.alert_id for c in crossings}
+    assert want
+    await stage_crash(worker, store, events)
+    worker.start()  # replays the events (duplicates now) and finds the outboxes
+    ids = await settled(worker.settings, redis_client, {e.contact_id for e in events}, want)
+    assert set(ids) == want
+    assert max(ids.values()) == 1, "an alert was published twice"
+
+
+async def test_kill_9_between_write_and_relay_of_a_sweep_crossing(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    store: RedisStore,
+    redis_client: aioredis.Redis,
+) -> None:
+    worker = make_worker(worker_factory, services, tmp_path)
+    settings = worker.settings
+    store.namespace = settings.events_topic
+    events = known(make_stream(MODEL, 30, 600, seed=22))
+    _, crossings = replay(events, MODEL)
+    pipeline, partitions = await stage_crash(worker, store, events)
+    # The batch finished before the crash: its alerts published, its positions recorded.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+
+        async def send(key: bytes, value: bytes) -> Any:
+            return await producer.send(settings.alerts_topic, value, key=key)
+
+        relay = Relay(store, send, Metrics(), max_backoff=0.1)
+        for partition in set(partitions.values()):
+            await relay.recover(partition)
+    finally:
+        await producer.stop()
+    ends = {p: n for p, n in Counter(partitions[e.contact_id] for e in events).items()}
+    await redis_client.hset(
+        progress_key(settings.app_id, settings.events_topic),
+        mapping=ends,  # type: ignore[arg-type]
+    )
+    # Then a sweep far in the future expires every award: the tiers cross down.
+    later = max(epoch_ms(e.occurred_at) for e in events) + 400 * 86_400_000
+    swept: Applied = Applied()
+    for partition in set(partitions.values()):
+        due = await store.due(partition, later, 1000)
+        swept.pending.extend((await pipeline.advance(due, later, partition)).pending)
+    sweep_ids = {json.loads(a.payload)["alert_id"] for a in swept.pending}
+    assert sweep_ids, "the sweep must cross"
+    # kill -9 here: the sweep's alerts are in outboxes, and their contacts are no longer due.
+    worker.start()
+    want = {c.alert_id for c in crossings} | sweep_ids
+    ids = await settled(settings, redis_client, {e.contact_id for e in events}, want)
+    assert set(ids) == want
+    assert max(ids.values()) == 1, "an alert was published twice"
