@@ -164,6 +164,8 @@ class EventsConsumer(Service):
             batch = self._above_floor(batch)
             if not batch:
                 continue
+            for tp, records in batch.items():  # for the lag gauge, should this batch stall
+                self._positions.setdefault(tp, records[0].offset)
             async with self._batch_lock:
                 messages: list[Message] = [
                     (r.key, r.value, r.topic, r.partition, r.offset, r.headers)

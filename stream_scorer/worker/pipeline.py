@@ -42,7 +42,7 @@ from stream_scorer.settings import Settings
 from stream_scorer.times import epoch_ms
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
-from stream_scorer.worker.retry import retry
+from stream_scorer.worker.retry import retry, unwrap
 from stream_scorer.worker.store import Change, PendingAlert, RedisStore
 
 log = logging.getLogger(__name__)
@@ -343,8 +343,9 @@ class Pipeline:
 
             try:
                 await retry("kafka.dlq", send, backoff, health=self.health)
-            except (MessageSizeTooLargeError, RecordTooLargeError):
-                if i == len(attempts) - 1:
+            except Exception as exc:
+                too_large = (MessageSizeTooLargeError, RecordTooLargeError)
+                if not isinstance(unwrap(exc), too_large) or i == len(attempts) - 1:
                     raise
                 log.warning("dead letter too large for Kafka, sending a truncated copy")
             else:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from faust.exceptions import ProducerSendError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,6 +33,13 @@ class TryAgain(Exception):
     """An answer that means "not now" (an HTTP 5xx, say); its message says what it was."""
 
 
+def unwrap(exc: BaseException) -> BaseException:
+    """The Kafka client's error inside Faust's ``ProducerSendError``, or ``exc`` itself."""
+    if isinstance(exc, ProducerSendError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
 def is_transient(exc: BaseException) -> bool:
     """Redis or Kafka unreachable, timing out or busy, or a :class:`TryAgain`.
 
@@ -39,6 +47,7 @@ def is_transient(exc: BaseException) -> bool:
     the others (authorization, a record too large, an unsupported version)
     would fail the same way forever.
     """
+    exc = unwrap(exc)
     if isinstance(exc, KafkaError):
         return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TryAgain):
