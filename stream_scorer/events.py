@@ -32,6 +32,7 @@ __all__ = [
     "CONTACT_UPDATED",
     "DEFAULT_LIMITS",
     "EVENT_TYPE_PATTERN",
+    "SEGMENT_TRACK_CONTACT_UPDATED",
     "Event",
     "Limits",
     "check_event",
@@ -275,6 +276,21 @@ def snake_case(name: str) -> str:
     return "_".join(w.lower() for w in words)
 
 
+#: The type of a Segment ``track`` whose name is the attribute update's type.
+SEGMENT_TRACK_CONTACT_UPDATED = f"track_{CONTACT_UPDATED}"
+
+
+def _track_type(name: str) -> str:
+    """The event type of a Segment ``track`` named ``name``: its snake case.
+
+    Only ``identify`` sets attributes. A track named "Contact Updated" is an
+    event like any other, typed ``track_contact_updated``: as
+    :data:`CONTACT_UPDATED` its properties would overwrite the contact's attributes.
+    """
+    kind = snake_case(name)
+    return SEGMENT_TRACK_CONTACT_UPDATED if kind == CONTACT_UPDATED else kind
+
+
 def _from_segment(call: dict[str, Any]) -> dict[str, Any]:
     """A Segment spec call (``track``, ``page``, ``identify``) as a native event."""
     kind = call.get("type")
@@ -290,7 +306,7 @@ def _from_segment(call: dict[str, Any]) -> dict[str, Any]:
         name = call.get("event")
         if not isinstance(name, str) or not snake_case(name):
             raise InvalidEvent("missing_field", "event: a Segment track call needs an event name")
-        out["type"] = snake_case(name)
+        out["type"] = _track_type(name)
         out["properties"] = call.get("properties") or {}
     elif kind == "page":
         out["type"] = "page_visit"

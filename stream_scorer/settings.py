@@ -3,20 +3,54 @@
 Every variable carries the ``SCORER_`` prefix; nested groups would use ``__``.
 Settings are frozen so a running worker cannot drift from what it logged at
 start, and :func:`load_settings` turns pydantic's errors into one message
-that names each offending environment variable.
+that names each offending environment variable, without printing a secret.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretBytes, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_scorer.errors import ConfigError
 
 ENV_PREFIX = "SCORER_"
+
+#: Settings whose names say they hold a secret; SecretStr fields are secret too.
+_SECRET_NAME = re.compile(r"token|secret|passw|credential|private|api_?key", re.IGNORECASE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_PASSWORD_PARAMETER = re.compile(r"password=", re.IGNORECASE)
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with URL credentials hidden: ``redis://:pw@host`` is ``redis://***@host``.
+
+    Hidden: everything from the scheme's ``://`` (or the start) to the last
+    ``@``, and everything after a ``password=`` query parameter (redis-py reads
+    one). Over-hiding a list of URLs or an ``@`` in a path is the cheap side.
+    """
+    spans: list[tuple[int, int]] = []
+    at = text.rfind("@")
+    if at >= 0:
+        scheme = _SCHEME.match(text)
+        spans.append((scheme.end() if scheme and scheme.end() <= at else 0, at))
+    parameter = _PASSWORD_PARAMETER.search(text)
+    if parameter:
+        spans.append((parameter.end(), len(text)))
+    merged: list[list[int]] = []
+    for begin, end in sorted(spans):  # overlapping spans hide as one
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    shown, position = [], 0
+    for begin, end in merged:
+        shown += [text[position:begin], "***"]
+        position = end
+    return "".join([*shown, text[position:]])
 
 
 class Settings(BaseSettings):
@@ -139,9 +173,11 @@ class Settings(BaseSettings):
     @field_validator("webhook_urls")
     @classmethod
     def _check_webhooks(cls, value: str) -> str:
-        for url in (u.strip() for u in value.split(",") if u.strip()):
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        for number, url in enumerate(urls, 1):
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+                # Its number, not its text: a comma in a password would split it unhidden.
+                raise ValueError(f"URL {number} of {len(urls)} is not http:// or https://")
         return value
 
     @property
@@ -193,8 +229,34 @@ class Settings(BaseSettings):
         return int(self.contact_ttl_days * 86_400)
 
 
+def is_secret(field: str) -> bool:
+    """Whether a setting's value is never printed: a SecretStr, or a name that says secret.
+
+    An unknown name (a model-wide error's input is every value) counts as secret;
+    a switch (``web_allow_no_token``) does not, whatever its name.
+    """
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return True
+    if info.annotation is bool:
+        return False
+    if _SECRET_NAME.search(field):
+        return True
+    todo = [info.annotation]
+    while todo:  # the annotation and what it is made of (SecretStr | None)
+        annotation = todo.pop()
+        if annotation in (SecretStr, SecretBytes):
+            return True
+        todo.extend(get_args(annotation))
+    return False
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment, failing fast with the variable names that are wrong."""
+    """Read the environment, failing fast with the variable names that are wrong.
+
+    A value is quoted to help find the mistake, except a secret's (see
+    :func:`is_secret`); a URL's password is hidden (:func:`without_passwords`).
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -202,5 +264,18 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             var = f"{ENV_PREFIX}{field.upper()}"
-            problems.append(f"{var}: {err['msg']} (got {err.get('input')!r})")
+            given = err.get("input")
+            secret = is_secret(field)
+            message = str(err["msg"])
+            if isinstance(given, str) and given:  # should a validator quote the value
+                message = message.replace(given, "***" if secret else without_passwords(given))
+            if secret:
+                problems.append(f"{var}: {message} (the value is secret: not shown)")
+                continue
+            shown = (
+                repr(without_passwords(given))
+                if isinstance(given, str)
+                else without_passwords(repr(given))
+            )
+            problems.append(f"{var}: {message} (got {shown})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -8,10 +8,18 @@ from datetime import UTC, datetime
 import pytest
 
 from stream_scorer.errors import InvalidEvent
-from stream_scorer.events import CONTACT_UPDATED, decode_event, snake_case, validate
+from stream_scorer.events import (
+    CONTACT_UPDATED,
+    SEGMENT_TRACK_CONTACT_UPDATED,
+    decode_event,
+    snake_case,
+    validate,
+)
+from stream_scorer.scoring import load_model, replay
 
 WHEN = "2026-11-28T12:00:00Z"
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
+MODEL = load_model("config/scoring.yaml")
 
 
 def _decode(document: dict[str, object]) -> object:
@@ -63,6 +71,51 @@ def test_segment_identify_sets_attributes_and_page_is_a_page_visit() -> None:
     )
     assert page.type == "page_visit"  # type: ignore[attr-defined]
     assert page.properties == {"url": "https://a.io/pricing", "name": "Pricing"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "name", ["Contact Updated", "contact_updated", "ContactUpdated", "CONTACT-UPDATED"]
+)
+def test_only_identify_updates_attributes_never_a_segment_track(name: str) -> None:
+    """A track named like the attribute update is an ordinary event; its properties stay data."""
+    call = {
+        "type": "track",
+        "event": name,
+        "userId": "c-42",
+        "messageId": "m-9",
+        "timestamp": WHEN,
+        "properties": {"job_title": "CEO", "country": "US"},
+    }
+    for event in (_decode(call), validate(call)):  # from Kafka bytes, and as POST /events reads
+        assert event.type == "track_contact_updated" == SEGMENT_TRACK_CONTACT_UPDATED  # type: ignore[attr-defined]
+        assert event.properties == {"job_title": "CEO", "country": "US"}  # type: ignore[attr-defined]
+        states, _ = replay([event], MODEL)  # type: ignore[list-item]
+        assert states["c-42"].attributes == {}, "a track set attributes"
+
+
+def test_native_and_cloudevent_attribute_updates_are_unchanged() -> None:
+    """Only the Segment mapping moved: the native type still sets attributes, as before."""
+    native = {
+        "event_id": "e-1",
+        "contact_id": "c-1",
+        "type": CONTACT_UPDATED,
+        "occurred_at": WHEN,
+        "properties": {"country": "US"},
+    }
+    cloudevent = {
+        "specversion": "1.0",
+        "id": "e-2",
+        "source": "/crm",
+        "type": CONTACT_UPDATED,
+        "subject": "c-1",
+        "time": WHEN,
+        "data": {"country": "US"},
+    }
+    for document in (native, cloudevent):
+        event = validate(document)
+        assert event.type == CONTACT_UPDATED
+        states, _ = replay([event], MODEL)
+        assert states["c-1"].attributes == {"country": "US"}
 
 
 @pytest.mark.parametrize(

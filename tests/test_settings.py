@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from stream_scorer.errors import ConfigError, ScorerError
-from stream_scorer.settings import ENV_PREFIX, Settings, load_settings
+from stream_scorer.settings import ENV_PREFIX, Settings, is_secret, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +173,86 @@ def test_kafka_url_for_several_servers(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_class_directly_raises_validation_error() -> None:
     with pytest.raises(ValidationError):
         Settings(web_port=70000)
+
+
+SECRET = "hunter2-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("SCORER_REDIS_URL", f"http://:{SECRET}@cache:6379/0"),
+        ("SCORER_REDIS_URL", f"http://admin:{SECRET}@cache:6379/0"),
+        ("SCORER_REDIS_URL", f"redis:/:{SECRET}@cache:6379"),  # a typo: no ://
+        ("SCORER_REDIS_URL", f"http://:p@ss:{SECRET}@cache"),  # an @ in the password
+        ("SCORER_REDIS_URL", f"tcp://cache:6379/0?password={SECRET}&db=1"),
+        ("SCORER_WEBHOOK_URLS", f"https://ok.example/a,ftp://bot:{SECRET}@hooks.example/x"),
+    ],
+)
+def test_a_password_in_a_url_is_never_printed(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert var in message
+    assert SECRET not in message
+    assert "***" in message  # the rest of the value still helps find the mistake
+
+
+@pytest.mark.parametrize(
+    "given",
+    [[SECRET], {"key": SECRET}, (SECRET, 1), SECRET.encode() + b"\xff"],  # not UTF-8
+)
+@pytest.mark.parametrize("field", ["api_token", "webhook_secret"])
+def test_a_secret_setting_never_prints_its_value(field: str, given: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(**{field: given})
+    message = str(info.value)
+    assert f"SCORER_{field.upper()}" in message
+    assert SECRET not in message
+    assert "not shown" in message
+
+
+def test_which_settings_are_secret() -> None:
+    secret = {name for name in Settings.model_fields if is_secret(name)}
+    assert secret == {"api_token", "webhook_secret"}
+    assert is_secret("redis_password")  # by name, should one be added
+    assert is_secret("?")  # a model-wide error's input is every value
+
+
+# Marked at both ends: a leak of either end of the secret shows.
+secrets = st.text(min_size=1).map(lambda text: f"S3CR3T{text}T3RC3S")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=secrets,
+    where=st.sampled_from(
+        [
+            ("redis_url", "http://:{}@cache:6379/0"),
+            ("redis_url", "http://user:{}@cache"),
+            ("redis_url", ":{}@cache"),
+            ("redis_url", "tcp://cache/0?password={}"),
+            ("webhook_urls", "ftp://user:{}@hooks.example/a"),
+            ("webhook_urls", "https://a.example,gopher://{}@b.example"),
+            ("api_token", ["{}"]),
+            ("webhook_secret", {"k": "{}"}),
+        ]
+    ),
+)
+def test_no_settings_error_prints_a_secret(secret: str, where: tuple[str, object]) -> None:
+    field, template = where
+    if isinstance(template, str):
+        value: object = template.format(secret)
+    elif isinstance(template, list):
+        value = [secret]
+    else:
+        value = {"k": secret}
+    with pytest.raises(ConfigError) as info:
+        load_settings(**{field: value})
+    message = str(info.value)
+    assert f"SCORER_{field.upper()}" in message
+    assert "S3CR3T" not in message
+    assert "T3RC3S" not in message

@@ -19,18 +19,30 @@ def worker() -> None:
     """Run a scoring worker (configured by SCORER_* variables)."""
     import faust
 
+    from stream_scorer.errors import ConfigError
+    from stream_scorer.worker.api import exposure_problem
     from stream_scorer.worker.app import create_app
     from stream_scorer.worker.topics import ensure_topics
 
     settings = settings_or_exit()
+    problem = exposure_problem(settings)
+    if problem is not None:  # before any connection: an open API on the network is a config error
+        typer.echo(f"error: invalid configuration: {problem}", err=True)
+        raise typer.Exit(2)
     model = model_or_exit(settings.model_path)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    try:
+        # Before ensure_topics: it connects to nothing, and it checks the address Faust binds.
+        app = create_app(settings, model)
+    except ConfigError as exc:
+        loop.close()
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
     loop.run_until_complete(ensure_topics(settings))
-    app = create_app(settings, model)
     faust.Worker(app, loop=loop, loglevel=settings.log_level.lower()).execute_from_commandline()
 
 

@@ -4,9 +4,12 @@
   Kafka client. All are validated first; any problem answers 422 listing
   every one, and nothing is sent. Valid events are published to the events
   topic keyed by contact and acknowledged by Kafka before the 202 answer.
-  A body over ``SCORER_API_MAX_BODY_BYTES`` answers 413; when
-  ``SCORER_API_TOKEN`` is set, a request without ``Authorization: Bearer
-  <token>`` answers 401.
+  The body must be sent as JSON (``Content-Type: application/json`` or
+  ``application/*+json``, UTF-8): anything else answers 415, so that a web
+  page cannot post events cross-site as a "simple" ``text/plain`` form. A
+  body over ``SCORER_API_MAX_BODY_BYTES`` answers 413, read no further than
+  that; when ``SCORER_API_TOKEN`` is set, a request without
+  ``Authorization: Bearer <token>`` answers 401.
 - ``GET /contacts/{contact_id}``: every score with its tiers, class digit
   form, gates, categories and the live awards that explain it; 404 if the
   contact is unknown (or expired).
@@ -18,14 +21,23 @@
   ``/dashboard?token=<token>`` (query tokens are accepted on every route).
 - ``GET /metrics``: Prometheus text format (:mod:`stream_scorer.worker.metrics`); like the
   health checks, open without the token, for scrapers and probes.
-- ``GET /livez``: the process answers. ``GET /readyz``: Redis answers and the
-  worker owns partitions of the events topic (503 otherwise).
+- ``GET /livez``: the process answers. ``GET /readyz``: Redis answers, the
+  worker owns partitions of the events topic, and it is not stalled (no
+  retried operation failing and no consume loop stuck for longer than
+  ``SCORER_STALL_SECONDS``, see :mod:`.health`); 503 otherwise, with the reason.
+
+Nothing else is served: Faust's own views (``/``, ``/router``, ``/table``,
+``/graph``, ``/assignment``, ``/performance``, whatever its settings or ``APP_*``
+variables turn on) expose topology and internals, so every route that is not
+one of the above answers 404, token or not. :func:`exposure_problem` is why a
+worker refuses to serve a non-loopback address without a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -33,18 +45,89 @@ from typing import Any, cast
 
 import aiohttp.web
 import faust
+from aiohttp.typedefs import Handler
 from faust.web import Request, Response, View
 
-from stream_scorer.errors import InvalidEvent
+from stream_scorer.errors import ConfigError, InvalidEvent
 from stream_scorer.events import Event, encode_event, validate
 from stream_scorer.scoring import ScoringModel, award_record, explain
 from stream_scorer.settings import Settings
 from stream_scorer.times import isoformat_ms
+from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import CONTENT_TYPE, Metrics
 from stream_scorer.worker.pipeline import event_limits
 from stream_scorer.worker.store import RedisStore
 
 Send = Callable[[Event], Awaitable[Any]]
+
+
+#: Names that always mean this host; any IP in 127.0.0.0/8 or ::1 does too.
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` serves only this machine (names other than localhost: no)."""
+    name = host.strip().removeprefix("[").removesuffix("]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # a name that resolves elsewhere, an empty or a malformed host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def exposure_problem(settings: Settings, host: str | None = None) -> str | None:
+    """Why serving the API on ``host`` (default ``SCORER_WEB_HOST``) is refused, if it is.
+
+    Open to the network with no token, anyone who reaches the port could post
+    events and read every contact: that takes ``SCORER_WEB_ALLOW_NO_TOKEN``,
+    for a network or proxy that guards the port itself.
+    """
+    host = settings.web_host if host is None else host
+    if settings.api_token or settings.web_allow_no_token or is_loopback(host):
+        return None
+    source = "" if host == settings.web_host else " (Faust's WEB_BIND overrides SCORER_WEB_HOST)"
+    return (
+        f"the web server would listen on {host!r}{source}, which is not a loopback address, "
+        "and SCORER_API_TOKEN is not set: anyone who reaches it could post events and "
+        "read contacts. Set SCORER_API_TOKEN, bind SCORER_WEB_HOST=127.0.0.1, or set "
+        "SCORER_WEB_ALLOW_NO_TOKEN=true if something in front guards the port."
+    )
+
+
+def is_json(content_type: str, charset: str | None) -> bool:
+    """Whether a body so labelled is JSON: ``application/json`` or ``application/*+json``, UTF-8.
+
+    Browsers send ``text/plain``, forms and multipart cross-site without asking;
+    a JSON type needs a CORS preflight that this server never grants.
+    """
+    kind = content_type.strip().lower()
+    json_type = kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+    return json_type and (charset is None or charset.strip().lower() in {"utf-8", "utf8"})
+
+
+async def read_body(request: aiohttp.web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is over ``limit`` bytes.
+
+    Reads until the end, not what happens to be buffered; stops at ``limit`` + 1
+    bytes whatever ``Content-Length`` says (chunked and gzip bodies have none
+    that counts), so a huge body is never held in memory.
+    """
+    if (request.content_length or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def install(
@@ -55,11 +138,42 @@ def install(
     send_event: Send,
     owned_partitions: Callable[[], list[int]],
     metrics: Metrics,
+    health: Health | None = None,
 ) -> None:
-    """Add the API's views to ``app``'s web server."""
+    """Add the API's views to ``app``'s web server, and take every other route away.
+
+    Raises :class:`ConfigError` when the server would listen on the network with
+    no token (:func:`exposure_problem`), checked on the address Faust will bind:
+    its own ``WEB_BIND`` variable overrides ``SCORER_WEB_HOST``.
+    """
+    problem = exposure_problem(settings, str(app.conf.web_bind))
+    if problem is not None:
+        raise ConfigError(problem)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     limit = settings.api_max_body_bytes
     limits = event_limits(settings)
+    ours: set[str] = set()
+
+    def route(path: str) -> Callable[[type[View]], type[View]]:
+        """``app.page``, remembering the path as one of ours."""
+        ours.add(path)
+        return app.page(path)
+
+    @aiohttp.web.middleware
+    async def only_ours(
+        request: aiohttp.web.Request, handler: Handler
+    ) -> aiohttp.web.StreamResponse:
+        """404 for every route but ours: Faust's views tell topology and table data."""
+        match = request.match_info
+        if match.http_exception is None:  # else aiohttp answers 404 or 405 itself
+            resource = match.route.resource
+            if resource is None or resource.canonical not in ours:
+                return aiohttp.web.json_response({"error": "not found"}, status=404)
+        return await handler(request)
+
+    # Faust's web driver is aiohttp; its application is not running yet, so not frozen.
+    web_app = cast(aiohttp.web.Application, cast(Any, app.web).web_app)
+    web_app.middlewares.append(only_ours)
 
     def refused(view: View, request: Request) -> Response | None:
         if token is None:
@@ -107,14 +221,17 @@ def install(
             )
         return rows
 
-    @app.page("/events")
+    @route("/events")
     class Events(Guarded):
         async def post(self, request: Request) -> Response:
             http = cast(aiohttp.web.Request, request)  # Faust's web driver is aiohttp
-            if (http.content_length or 0) > limit:
-                return self.json({"error": f"the body is over {limit} bytes"}, status=413)
-            body = await http.content.read(limit + 1)
-            if len(body) > limit:
+            if not is_json(http.content_type, http.charset):
+                return self.json(
+                    {"error": "send the events as Content-Type: application/json (UTF-8)"},
+                    status=415,
+                )
+            body = await read_body(http, limit)
+            if body is None:
                 return self.json({"error": f"the body is over {limit} bytes"}, status=413)
             problems: list[dict[str, Any]] = []
             try:
@@ -149,7 +266,7 @@ def install(
             await asyncio.gather(*[await send_event(e) for e in events])
             return self.json({"accepted": len(events)}, status=202)
 
-    @app.page("/contacts/{contact_id}")
+    @route("/contacts/{contact_id}")
     class Contact(Guarded):
         async def get(self, request: Request, contact_id: str) -> Response:
             state = await store.read_state(contact_id)
@@ -167,7 +284,7 @@ def install(
                 }
             return self.json({"contact_id": contact_id, "scores": scores})
 
-    @app.page("/leaderboard")
+    @route("/leaderboard")
     class Leaderboard(Guarded):
         async def get(self, request: Request) -> Response:
             name = score_named(request)
@@ -184,12 +301,12 @@ def install(
 
     page = resources.files("stream_scorer.worker").joinpath("web/dashboard.html").read_bytes()
 
-    @app.page("/dashboard")
+    @route("/dashboard")
     class Dashboard(Guarded):
         async def get(self, request: Request) -> Response:
             return self.bytes(page, headers={"Content-Type": "text/html; charset=utf-8"})
 
-    @app.page("/dashboard/data")
+    @route("/dashboard/data")
     class DashboardData(Guarded):
         async def get(self, request: Request) -> Response:
             name = score_named(request)
@@ -222,17 +339,17 @@ def install(
                 }
             )
 
-    @app.page("/metrics")
+    @route("/metrics")
     class Prometheus(View):
         async def get(self, request: Request) -> Response:
             return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    @app.page("/livez")
+    @route("/livez")
     class Live(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "live"})
 
-    @app.page("/readyz")
+    @route("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
             checks: dict[str, bool] = {"partitions": bool(owned_partitions())}
@@ -240,8 +357,10 @@ def install(
                 checks["redis"] = bool(await asyncio.wait_for(store.ping(), timeout=2))
             except Exception:  # any failure means not ready; the reason is not the caller's
                 checks["redis"] = False
+            stalled = None if health is None else health.problem()
+            checks["progress"] = stalled is None
             ready = all(checks.values())
-            return self.json(
-                {"status": "ready" if ready else "not ready", "checks": checks},
-                status=200 if ready else 503,
-            )
+            body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+            if stalled is not None:
+                body["stalled"] = stalled  # what is failing, never a contact
+            return self.json(body, status=200 if ready else 503)

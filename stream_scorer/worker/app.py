@@ -59,6 +59,13 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         store="memory://",
         autodiscover=False,
         web_enabled=True,
+        # Faust's own views expose topology and internals; api.install also
+        # answers 404 for them whatever Faust's APP_* variables turn on.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         web_port=settings.web_port,
         web_bind=settings.web_host,
         topic_partitions=settings.topic_partitions,
@@ -119,7 +126,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
             key=event.contact_id.encode(), value=encode_event(event), force=True
         )
 
-    api.install(app, settings, model, store, send_event, owned_partitions, metrics)
+    api.install(app, settings, model, store, send_event, owned_partitions, metrics, health)
 
     if settings.webhook_url_list:
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,34 @@ def _event(n: int, contact: str, kind: str, **props: Any) -> dict[str, Any]:
 
 
 async def _call(
-    worker: Worker, method: str, path: str, body: Any = None, token: str | None = TOKEN
+    worker: Worker,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = TOKEN,
+    content_type: str | None = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body)
+    """Status and JSON answer (None when the answer is not JSON) of one request."""
+    sent = dict(headers or {})
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    if content_type and body is not None:
+        sent["Content-Type"] = content_type
+    data = body if isinstance(body, bytes) or hasattr(body, "__aiter__") else None
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
     async with (
         aiohttp.ClientSession() as session,
         session.request(
-            method, f"http://127.0.0.1:{worker.port}{path}", data=data, headers=headers
+            method, f"http://127.0.0.1:{worker.port}{path}", data=data, headers=sent
         ) as response,
     ):
-        return response.status, await response.json(content_type=None)
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, None
 
 
 async def test_post_events_then_read_the_contact(
@@ -114,7 +132,151 @@ async def test_post_events_then_read_the_contact(
     assert (await _call(worker, "GET", "/contacts/nobody"))[0] == 404
     assert (await _call(worker, "GET", f"/contacts/{cid}", token=None))[0] == 401
     status, body = await _call(worker, "GET", "/readyz", token=None)
-    assert (status, body["checks"]) == (200, {"partitions": True, "redis": True})
+    assert (status, body["checks"]) == (200, {"partitions": True, "redis": True, "progress": True})
+
+
+#: Faust's built-in views, each turned on below: topology, table data, sensors, the graph.
+FAUST_VIEWS = [
+    "/",
+    "/router/",
+    "/router/topics",
+    "/router/t/",
+    "/router/t/k/",
+    "/table/",
+    "/table/t/",
+    "/table/t/k/",
+    "/graph/",
+    "/assignment/",
+    "/performance/",
+    "/nothing-here",
+]
+
+
+async def test_faust_views_are_not_served_token_or_not(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
+    # Faust reads these from the environment, whatever the app says: all on.
+    flags = ["DEBUG", "WEB_STATS_ENABLED", "WEB_GRAPH_ENABLED", "WEB_METRICS_ENABLED"]
+    worker.env.update({f"APP_{flag}": "true" for flag in flags})
+    worker.env.update(APP_WEB_ROUTER_ENABLED="true", APP_WEB_TABLES_ENABLED="true")
+    worker.start()
+    for path in FAUST_VIEWS:
+        for token in (None, TOKEN):
+            status, _ = await _call(worker, "GET", path, token=token)
+            assert status == 404, (path, token, status)
+    # Ours are still there, and still guarded.
+    assert (await _call(worker, "GET", "/livez", token=None))[0] == 200
+    assert (await _call(worker, "GET", "/leaderboard", token=None))[0] == 401
+    assert (await _call(worker, "GET", "/leaderboard"))[0] == 200
+    assert (await _call(worker, "GET", "/events"))[0] == 405
+
+
+def _cloudevent(n: int, contact: str) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"ce-{contact}-{n}",
+        "source": "/tests",
+        "type": "demo_request",
+        "subject": contact,
+        "time": "2026-11-28T12:00:00Z",
+        "data": {},
+    }
+
+
+async def test_post_events_takes_only_json_content_types(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
+    worker.start()
+    event = _event(1, "ct-1", "demo_request")
+    # What a page in a browser can post cross-site without a preflight, and the rest.
+    for refused in [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        "text/json",
+        "application/jsonx",
+        "application/json; charset=latin-1",
+        None,  # no Content-Type at all
+    ]:
+        status, body = await _call(worker, "POST", "/events", event, content_type=refused)
+        assert status == 415, (refused, status, body)
+        assert "application/json" in body["error"]
+    # The token is checked first: no hint to a caller without it.
+    status, _ = await _call(worker, "POST", "/events", event, token=None, content_type="text/plain")
+    assert status == 401
+    # A JSON post from a page elsewhere needs a CORS preflight: never granted.
+    preflight = {
+        "Origin": "https://elsewhere.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.options(f"http://127.0.0.1:{worker.port}/events", headers=preflight) as answer,
+    ):
+        assert answer.status >= 400
+        assert "Access-Control-Allow-Origin" not in answer.headers
+    assert await read_topic(services.kafka_bootstrap, worker.settings.events_topic) == []
+
+    accepted = [
+        ("application/json", event),
+        ("Application/JSON; charset=UTF-8", _event(2, "ct-1", "demo_request")),
+        ("application/cloudevents+json", _cloudevent(3, "ct-1")),
+        ("application/cloudevents-batch+json", [_cloudevent(4, "ct-1"), _cloudevent(5, "ct-1")]),
+    ]
+    for content_type, body in accepted:
+        status, answer = await _call(worker, "POST", "/events", body, content_type=content_type)
+        assert status == 202, (content_type, answer)
+    records = await read_topic(services.kafka_bootstrap, worker.settings.events_topic)
+    assert len(records) == 5
+
+
+def _padded(events: list[dict[str, Any]], size: int) -> bytes:
+    """``events`` as a JSON array, padded with trailing spaces (still JSON) to ``size`` bytes."""
+    body = json.dumps(events).encode()
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+async def _chunks(body: bytes, size: int = 65_536) -> AsyncIterator[bytes]:
+    """``body`` sent chunked: no Content-Length for the server to go by."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def test_post_events_reads_bodies_whole_up_to_the_limit(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    limit = 1_000_000
+    worker = make_worker(worker_factory, services, tmp_path, api_max_body_bytes=limit)
+    worker.start()
+    # Twenty events of about 45 kB each: within every per-event limit, 0.9 MB in all.
+    big = {f"p{i}": "x" * 9_000 for i in range(5)}
+    events = [_event(n, "big-1", "page_visit", **big) for n in range(20)]
+    at_limit = _padded(events, limit)
+    status, body = await _call(worker, "POST", "/events", at_limit)
+    assert (status, body) == (202, {"accepted": 20})
+    over = at_limit + b" "
+    status, body = await _call(worker, "POST", "/events", over)
+    assert status == 413, body
+    # Chunked: the same limits without a Content-Length.
+    again = _padded([{**e, "event_id": e["event_id"] + "-chunked"} for e in events], limit)
+    status, body = await _call(worker, "POST", "/events", _chunks(again))
+    assert (status, body) == (202, {"accepted": 20})
+    status, body = await _call(worker, "POST", "/events", _chunks(again + b" "))
+    assert status == 413, body
+    # A small gzip body that inflates past the limit is stopped there.
+    bomb = gzip.compress(b"[" + b" " * (20 * limit) + b"]")
+    assert len(bomb) < limit // 10
+    headers = {"Content-Encoding": "gzip"}
+    status, body = await _call(worker, "POST", "/events", bomb, headers=headers)
+    assert status == 413, body
+    records = await read_topic(services.kafka_bootstrap, worker.settings.events_topic)
+    assert len(records) == 40
 
 
 async def test_readyz_says_not_ready_without_redis(
@@ -124,12 +286,13 @@ async def test_readyz_says_not_ready_without_redis(
     worker.start()
     # Partitions are assigned shortly after the worker says it is up: ready then.
     status, body = await _readyz_once(worker, lambda checks: all(checks.values()))
-    assert (status, body["checks"]) == (200, {"partitions": True, "redis": True})
+    assert (status, body["checks"]) == (200, {"partitions": True, "redis": True, "progress": True})
     broken = make_worker(worker_factory, services, tmp_path, redis_url="redis://127.0.0.1:1/0")
     broken.start()
     status, body = await _readyz_once(broken, lambda checks: checks["partitions"])
     assert status == 503
-    assert body["checks"] == {"partitions": True, "redis": False}
+    assert body["checks"]["partitions"] is True
+    assert body["checks"]["redis"] is False
 
 
 async def _readyz_once(
