@@ -145,6 +145,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
                 swept = await sweeper.sweep(owned)
             except Exception as exc:  # the next tick tries again; nothing is lost meanwhile
                 log.warning("sweep failed: error=%s", type(exc).__name__)
+                metrics.sweep_failures.labels("tick").inc()
                 return
             if swept:
                 log.info("sweep relayed alerts: count=%d partitions=%d", swept, len(owned))

@@ -89,6 +89,12 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.sweep_failures = Counter(
+            "scorer_sweep_failures",
+            "Sweep failures: a tick that failed (the next tries again), or one contact's.",
+            ["scope"],
+            registry=r,
+        )
         self.stalled = Gauge(
             "scorer_stalled",
             "1 while the worker has made no progress for longer than SCORER_STALL_SECONDS.",

@@ -76,5 +76,6 @@ class Sweeper:
                 len(applied.failed),
                 ",".join(sorted(set(applied.failed.values()))),
             )
+            self.pipeline.metrics.sweep_failures.labels("contact").inc(len(applied.failed))
             await self.store.forget_due(partition, list(applied.failed))
         return applied.pending

@@ -140,3 +140,4 @@ async def test_a_sweep_failure_for_one_contact_leaves_the_others_swept(
     bad_state = await store.read_state(BAD)
     assert bad_state is not None
     assert bad_state.swept != 4_102_444_800_000, "nothing of the failed contact was written"
+    assert b'scorer_sweep_failures_total{scope="contact"} 1.0' in metrics.render()

@@ -63,7 +63,13 @@ POISON: list[tuple[bytes, list[tuple[str, bytes | None]], str]] = [
     (native("p-6", occurred_at="0001-01-01T00:00:00+01:00"), [], "invalid_field"),
     (native("p-7", properties={"n": 2**60}), [], "invalid_field"),
     (native("p-8", properties={"n": [[[[[[[[[[[1]]]]]]]]]]]}), [], "oversized"),
+    # Too large for Kafka to take back whole with the dead-letter headers: sent truncated.
+    (native("p-9", pad="x" * 1_040_000), [("trace", b"t-9")], "oversized"),
+    # Older than the dedupe window behind c-poison's newest event (FIRST): its id may be forgotten.
+    (native("p-10", occurred_at="2026-09-01T00:00:00Z"), [], "too_old"),
 ]
+#: A valid event of c-poison, sent first, that p-10 is too old behind.
+FIRST = native("p-first", occurred_at="2026-11-28T00:00:00Z")
 
 
 async def test_poison_among_good_events_is_dead_lettered_and_the_rest_scored(
@@ -74,9 +80,12 @@ async def test_poison_among_good_events_is_dead_lettered_and_the_rest_scored(
     events = [e for e in make_stream(MODEL, 40, 600, seed=31) if e.type in MODEL.event_types]
     good = encoded(events)
     proc = worker.start()
-    producer = AIOKafkaProducer(bootstrap_servers=worker.settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=worker.settings.kafka_bootstrap_servers, max_request_size=2_000_000
+    )
     await producer.start()
     try:
+        await producer.send(worker.settings.events_topic, FIRST, key=b"c-poison")
         step = len(good) // (len(POISON) + 1)
         for i, (value, headers, _) in enumerate(POISON):
             for key, message in good[i * step : (i + 1) * step]:
@@ -103,8 +112,11 @@ async def test_poison_among_good_events_is_dead_lettered_and_the_rest_scored(
         dead = await read_topic(services.kafka_bootstrap, worker.settings.dlq_topic)
     assert len(dead) == len(POISON)
     by_value = {value: headers for _, value, headers in dead}
+    cut = worker.settings.max_event_bytes
     for value, _, reason in POISON:
-        headers = by_value[value]
+        headers = by_value.get(value) or by_value[value[:cut]]
+        if len(value) > 1_000_000:
+            assert (headers["truncated"], headers["trace"]) == (b"true", b"t-9")
         if reason:
             assert headers["reason"].decode() == reason, (value[:60], headers)
         else:  # a null attribute is absent: missing or, with data, invalid
