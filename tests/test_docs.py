@@ -53,7 +53,10 @@ def test_the_documented_signature_check_accepts_the_sinks_signature() -> None:
     text = (ROOT / "docs" / "consuming-alerts.md").read_text()
     scope: dict[str, object] = {}
     exec(re.findall(r"```python\n(.*?)```", text, re.S)[0], scope)
-    genuine = scope["genuine"]
-    body = b'{"alert_id": "a-1"}'
-    assert genuine("k", body, signature("k", body))  # type: ignore[operator]
-    assert not genuine("k", body + b" ", signature("k", body))  # type: ignore[operator]
+    verify = scope["verify_signature"]
+    body, now = b'{"alert_id": "a-1"}', 1_760_000_000
+    header = signature("k", now, "a-1", body)
+    assert verify("k", str(now), "a-1", body, header, now=now)  # type: ignore[operator]
+    assert not verify("k", str(now), "a-1", body + b" ", header, now=now)  # type: ignore[operator]
+    assert not verify("k", str(now), "a-2", body, header, now=now)  # type: ignore[operator]
+    assert not verify("k", str(now), "a-1", body, header, now=now + 301)  # type: ignore[operator]

@@ -133,7 +133,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         @app.service
         class Webhooks(WebhookSink):
             def __init__(self, **kwargs: Any) -> None:
-                super().__init__(settings, redis_client, **kwargs)
+                super().__init__(settings, redis_client, metrics=metrics, **kwargs)
 
     if settings.sweep_interval_seconds > 0:
         sweeper = Sweeper(store, pipeline, relay, backoff)

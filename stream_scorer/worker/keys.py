@@ -43,3 +43,13 @@ def delivered_key(url: str, alert_id: str) -> str:
     """Set once the webhook sink delivered an alert to a URL: it is not sent there again."""
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     return f"{KEY_PREFIX}:{{hook:{digest}}}:{alert_id}"
+
+
+def hook_digest(url: str) -> str:
+    """A webhook URL's short name in keys, groups and logs: URLs can carry tokens."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def hook_failed_key(url: str) -> str:
+    """The latest alerts a URL refused for good (a 4xx), newest first: JSON records, capped."""
+    return f"{KEY_PREFIX}:{{hook:{hook_digest(url)}}}:failed"
