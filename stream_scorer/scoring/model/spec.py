@@ -14,12 +14,40 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from stream_scorer.events import EVENT_TYPE_PATTERN
+from stream_scorer.events import EVENT_TYPE_PATTERN, MAX_SAFE_NUMBER
 from stream_scorer.scoring.model.conditions import ConditionError, compile_condition
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+
+#: Every number of a model is within ±(2**53 - 1), as every number of an event
+#: is: the engine compares condition numbers as floats (a larger integer has no
+#: float) and alerts carry scores to JSON readers that lose larger integers.
+SafeInt = Annotated[int, Field(ge=-MAX_SAFE_NUMBER, le=MAX_SAFE_NUMBER)]
+#: A finite float within the same range (no NaN, no infinity).
+SafeFloat = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_SAFE_NUMBER, le=MAX_SAFE_NUMBER)]
+#: How deeply a condition may nest (mappings and lists: ``{any: [{not: {a: 1}}]}`` is 4).
+MAX_CONDITION_DEPTH = 32
+
+
+def is_safe_number(value: Any) -> bool:
+    """Whether ``value`` is a number (not a bool) that is finite and within ±(2**53 - 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -MAX_SAFE_NUMBER <= value <= MAX_SAFE_NUMBER  # NaN fails this too
+
+
+def brief(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message: short, and never failing (a huge int has no text)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not is_safe_number(value):
+        sign = "a negative" if value < 0 else "an"
+        return f"{sign} integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 #: The longest duration a model may name: an award that outlives a century is
@@ -40,30 +68,73 @@ def _duration_ms(value: Any) -> int:
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
         if not value > 0 or value > MAX_DURATION_MS:  # NaN and inf too
-            raise ValueError(f"{value!r} is not a positive duration of at most a century")
-        return int(value * 1000)
+            raise ValueError(f"{brief(value)} is not a positive duration of at most a century")
+        ms = int(value * 1000)
+        if ms < 1:  # 0.0001 (seconds): no time at all, as the engine counts
+            raise ValueError(f"{brief(value)} is not a duration of at least 1ms")
+        return ms
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         pos, total = 0, 0
         for m in _DURATION.finditer(text):
             if m.start() != pos:
                 break
-            total += int(m.group(1)) * _UNITS[m.group(2)]
+            digits = m.group(1).lstrip("0")
+            if len(digits) > 16:  # more ms than a century in any unit; int() would refuse 4300
+                raise ValueError(f"{brief(value)} is longer than 36500d (a century)")
+            total += int(digits or "0") * _UNITS[m.group(2)]
             pos = m.end()
         if text and pos == len(text) and total > 0:
             return total
-    raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 15m, 12h, 90d, 2w, 1d12h)")
+    raise ValueError(f"{brief(value)} is not a duration (use e.g. 30s, 15m, 12h, 90d, 2w, 1d12h)")
 
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]
 
 
 def _condition(value: Any) -> dict[str, Any]:
+    problem = _condition_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     try:
         compile_condition(value, "")
     except ConditionError as exc:
         raise ValueError(str(exc).lstrip(".: ")) from None
+    except Exception as exc:  # e.g. a regex repetition too large for re: OverflowError
+        raise ValueError(f"cannot be compiled: {type(exc).__name__}: {exc}"[:300]) from None
     return dict(value)
+
+
+def _condition_problem(value: Any) -> str | None:
+    """Why a condition cannot be compiled safely, before compiling it: too deep, bad numbers.
+
+    Iterative, so that a deep value cannot exhaust the stack here; the compiler
+    and the matchers it builds recurse once per level.
+    """
+    todo: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while todo:  # depth first, in the document's order
+        item, here, depth = todo.pop()
+        if isinstance(item, Mapping | list):
+            if depth > MAX_CONDITION_DEPTH:
+                return f"{here or '(condition)'}: nested deeper than {MAX_CONDITION_DEPTH} levels"
+            if isinstance(item, list):
+                subs = [(sub, f"{here}[{i}]") for i, sub in enumerate(item)]
+            else:
+                subs = [
+                    (sub, f"{here}.{name}" if here else name)
+                    for key, sub in item.items()
+                    for name in [key if isinstance(key, str) else brief(key)]
+                ]
+            todo.extend((sub, place, depth + 1) for sub, place in reversed(subs))
+        elif (
+            isinstance(item, int | float)
+            and not isinstance(item, bool)
+            and not is_safe_number(item)
+        ):
+            return (
+                f"{here or '(condition)'}: {brief(item)} is not a finite number within ±(2**53 - 1)"
+            )
+    return None
 
 
 Condition = Annotated[dict[str, Any], BeforeValidator(_condition)]
@@ -76,8 +147,8 @@ class Strict(BaseModel):
 class Category(Strict):
     """A category's points count toward its score only up to ``max`` (and down to ``min``)."""
 
-    max: int | None = None
-    min: int | None = None
+    max: SafeInt | None = None
+    min: SafeInt | None = None
 
     @model_validator(mode="after")
     def _range(self) -> Category:
@@ -90,8 +161,8 @@ class Threshold(Strict):
     """A tier: reaching ``at`` crosses up; falling below ``rearm_below`` crosses down."""
 
     name: str = Field(pattern=NAME)
-    at: int
-    rearm_below: int | None = None
+    at: SafeInt
+    rearm_below: SafeInt | None = None
 
     @property
     def rearm(self) -> int:
@@ -108,8 +179,8 @@ class ScoreSpec(Strict):
     """One named score: its range, categories and tiers."""
 
     description: str | None = None
-    min: int = 0
-    max: int | None = None
+    min: SafeInt = 0
+    max: SafeInt | None = None
     categories: dict[str, Category] = Field(default_factory=dict)
     thresholds: list[Threshold] = Field(default_factory=list)
 
@@ -137,8 +208,8 @@ class EventMatch(Strict):
 class Cap(Strict):
     """At most ``points`` points, or ``occurrences`` awards, per rolling window ``per``."""
 
-    points: int | None = Field(default=None, ge=1)
-    occurrences: int | None = Field(default=None, ge=1)
+    points: int | None = Field(default=None, ge=1, le=MAX_SAFE_NUMBER)
+    occurrences: int | None = Field(default=None, ge=1, le=MAX_SAFE_NUMBER)
     per: Duration | None = None
 
     @model_validator(mode="after")
@@ -151,7 +222,7 @@ class Cap(Strict):
 class Frequency(Strict):
     """Award only when ``count`` matching events fall within ``within``."""
 
-    count: int = Field(ge=2)
+    count: int = Field(ge=2, le=MAX_SAFE_NUMBER)
     within: Duration
 
 
@@ -164,7 +235,7 @@ class Rule(Strict):
     category: str | None = None
     on: EventMatch | None = None
     when: Condition | None = None
-    points: int
+    points: SafeInt
     once: bool = False
     expires: Duration | None = None
     cap: Cap | None = None
@@ -216,7 +287,7 @@ class Gate(Strict):
 
 
 class DigitClass(Strict):
-    below: float | None = None
+    below: SafeFloat | None = None
     digit: int = Field(ge=0, le=9)
 
 
@@ -239,7 +310,7 @@ class ClassDigit(Strict):
 
 
 class Band(Strict):
-    at: int | None = None
+    at: SafeInt | None = None
     label: str = Field(min_length=1, max_length=8)
 
 
@@ -269,7 +340,7 @@ class Grade(Strict):
 class ModelSpec(Strict):
     """The whole file."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_SAFE_NUMBER)
     name: str = Field(pattern=NAME)
     description: str | None = None
     scores: dict[str, ScoreSpec] = Field(min_length=1)
@@ -288,6 +359,19 @@ def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
     return [(i, v) for i, v in enumerate(value) if isinstance(v, Mapping)]
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    """A safe integer the checks below may compare and print; None for anything else.
+
+    Other values are the field checks' to report: the cross checks run on raw
+    data, whatever its types.
+    """
+    return value if isinstance(value, int) and is_safe_number(value) else None
+
+
 def _duplicate_ids(data: Mapping[str, Any], section: str, what: str) -> list[Problem]:
     """Every repeat of an ``id`` in a list section, placed at the repeat."""
     problems: list[Problem] = []
@@ -302,27 +386,31 @@ def _duplicate_ids(data: Mapping[str, Any], section: str, what: str) -> list[Pro
 
 
 def cross_check(data: Mapping[str, Any]) -> list[Problem]:
-    """Checks that relate keys to each other, on the raw file data, with places."""
+    """Checks that relate keys to each other, on the raw file data, with places.
+
+    Total over any data: keys that are not strings and values of any type are
+    skipped here (the field checks report them).
+    """
     problems: list[Problem] = []
     scores = data.get("scores")
     scores = scores if isinstance(scores, Mapping) else {}
-    known = set(scores)
+    known = {name for name in scores if isinstance(name, str)}
     names = ", ".join(sorted(known))
 
     for name, spec in scores.items():
-        if not isinstance(spec, Mapping):
+        if not isinstance(name, str) or not isinstance(spec, Mapping):
             continue
-        low, high = spec.get("min", 0), spec.get("max")
+        low, high = _int(spec.get("min", 0)), _int(spec.get("max"))
         for i, tier in _items(spec.get("thresholds")):
-            at = tier.get("at")
-            if not isinstance(at, int) or isinstance(at, bool):
+            at = _int(tier.get("at"))
+            if at is None:
                 continue
             loc = ("scores", name, "thresholds", i, "at")
-            if isinstance(high, int) and at > high:
+            if high is not None and at > high:
                 problems.append(
                     (loc, f"{at} is above the score's max {high}: it could never be reached")
                 )
-            if isinstance(low, int) and at <= low:
+            if low is not None and at <= low:
                 problems.append(
                     (loc, f"{at} is not above the score's min {low}: every contact would cross it")
                 )
@@ -340,7 +428,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
         if isinstance(category, str) and isinstance(spec, Mapping):
             cats = spec.get("categories") or {}
             if isinstance(cats, Mapping) and category not in cats:
-                listed = ", ".join(sorted(cats)) or "none defined"
+                listed = ", ".join(sorted(c for c in cats if isinstance(c, str))) or "none defined"
                 problems.append(
                     (
                         (("rules", i, "category")),
@@ -349,15 +437,16 @@ def cross_check(data: Mapping[str, Any]) -> list[Problem]:
                 )
     problems += _duplicate_ids(data, "gates", "gate")
     for i, gate in _items(data.get("gates")):
-        for j, score in enumerate(gate.get("scores") or []):
+        for j, score in enumerate(_list(gate.get("scores"))):
             score_ref(("gates", i, "scores", j), score)
     digit = data.get("class_digit")
     if isinstance(digit, Mapping):
-        targets = digit.get("scores") or list(scores)
-        for j, score in enumerate(digit.get("scores") or []):
+        listed_scores = _list(digit.get("scores"))
+        targets = listed_scores or [n for n in scores if isinstance(n, str)]
+        for j, score in enumerate(listed_scores):
             score_ref(("class_digit", "scores", j), score)
         for score in targets:
-            spec = scores.get(score)
+            spec = scores.get(score) if isinstance(score, str) else None
             if not isinstance(spec, Mapping):
                 continue
             low, high = spec.get("min", 0), spec.get("max")
