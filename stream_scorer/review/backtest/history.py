@@ -3,8 +3,11 @@
 JSON Lines are read by :func:`stream_scorer.events.native_decoder`, which
 trusts a native line that passes the wire format's rules; any other line is
 read again by :func:`stream_scorer.events.decode_event`, which names the
-exact problem (and reads Segment and CloudEvents lines). With ``--jobs``,
-each process reads the whole file but decodes only its share of contacts.
+exact problem (and reads Segment and CloudEvents lines). The fast decoder
+also leaves to the full one a line whose time has more than 6 digits of a
+second (msgspec would round them where the worker drops them), so a backtest
+sees each event at the millisecond the worker would. With ``--jobs``, each process
+reads the whole file but decodes only its share of contacts.
 """
 
 from __future__ import annotations
