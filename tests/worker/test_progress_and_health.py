@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from pathlib import Path
@@ -74,15 +73,22 @@ def test_health_reports_a_long_failure_and_a_stuck_loop_then_recovers() -> None:
     health = Health(10, metrics, clock=clock)
     assert health.problem() is None  # not started: no heartbeat expected yet
     health.beat()
-    health.failing("redis.apply")
+    first = health.failing("redis.apply")
     clock.now += 9
     health.beat()
+    second = health.failing("redis.apply")  # another loop failing on the same operation
+    assert health.failing("redis.apply", first) == first
     assert health.problem() is None  # failing, but not for long
     clock.now += 2
     health.beat()
     assert health.problem() == "redis.apply has been failing for 11 s"
     assert b"scorer_stalled 1.0" in metrics.render()
-    health.recovered("redis.apply")
+    health.done(first)
+    assert health.problem() is None  # the other loop has failed for 2 s only
+    clock.now += 9
+    health.beat()
+    assert health.problem() == "redis.apply has been failing for 11 s"
+    health.done(second)
     assert health.problem() is None
     assert b"scorer_stalled 0.0" in metrics.render()
     clock.now += 11  # no failure, but the loop did not come round
@@ -122,6 +128,18 @@ async def test_retry_reports_to_health_and_gives_up_on_what_cannot_succeed() -> 
         return "ok"
 
     assert await retry("redis.test", flaky, 0.01, first_delay=0.001, health=health) == "ok"
+    assert not health._failing
+
+    async def forever() -> None:
+        raise RedisConnectionError("away")
+
+    # A retry loop cancelled (a revocation that timed out) is not failing any more.
+    task = asyncio.ensure_future(retry("redis.test", forever, 0.01, health=health))
+    await asyncio.sleep(0.05)
+    assert health._failing
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert not health._failing
 
     async def refused() -> None:
@@ -215,7 +233,8 @@ async def test_a_stall_makes_the_worker_not_ready_and_shows_in_metrics(
             assert time.monotonic() < deadline, "the stall never showed"
             await asyncio.sleep(0.5)
         _, body = await ready(worker)
-        assert "failing" in json.dumps(body)
+        assert body["checks"]["progress"] is False
+        assert re.search(r"(failing|not made progress) for \d+ s", body["stalled"])
         # The lag gauge moves without any batch completing.
         while await metric(worker, "scorer_consumer_lag") < len(events):
             assert time.monotonic() < deadline, "the lag gauge did not move"
