@@ -101,6 +101,8 @@ class EventsConsumer(Service):
         self._positions: dict[TopicPartition, int] = {}
         # Partitions whose lag this worker reports (removed when revoked).
         self._lag_reported: set[int] = set()
+        # Health's token while asking Kafka for the partitions' ends fails.
+        self._lag_failing: int | None = None
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -403,9 +405,11 @@ class EventsConsumer(Service):
             ends: dict[TopicPartition, int] = await self.consumer.end_offsets(owned)
         except KafkaError as exc:
             log.warning("could not read the partitions' ends: error=%s", type(exc).__name__)
-            self.health.failing("kafka.lag")
+            self._lag_failing = self.health.failing("kafka.lag", self._lag_failing)
             return
-        self.health.recovered("kafka.lag")
+        if self._lag_failing is not None:
+            self.health.done(self._lag_failing)
+            self._lag_failing = None
         reported = set()
         for tp, end in ends.items():
             position = self._positions.get(tp)

@@ -11,6 +11,7 @@ alert rules can fire on ``scorer_stalled``.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -29,8 +30,9 @@ class Health:
         self.stall_seconds = stall_seconds
         self._clock = clock
         self._metrics = metrics
-        # Per operation, when it started failing (cleared by its next success).
-        self._failing: dict[str, float] = {}
+        # Per retry loop under way (a token), its operation and its first failure.
+        self._failing: dict[int, tuple[str, float]] = {}
+        self._tokens = itertools.count()
         # The consume loop's last round; None until it runs.
         self._beat: float | None = None
         if metrics is not None:
@@ -42,20 +44,27 @@ class Health:
         if self._metrics is not None:
             self._metrics.last_progress.set(time.time())
 
-    def failing(self, what: str) -> None:
-        """``what`` failed and will be retried."""
-        self._failing.setdefault(what, self._clock())
+    def failing(self, what: str, token: int | None = None) -> int:
+        """``what`` failed and will be retried; returns the token of this retry loop.
+
+        Pass the token back on each further failure of the same loop, and to
+        :meth:`done` when the loop ends, however it ends.
+        """
+        if token is None:
+            token = next(self._tokens)
+            self._failing[token] = (what, self._clock())
         if self._metrics is not None:
             self._metrics.retries.labels(what).inc()
+        return token
 
-    def recovered(self, what: str) -> None:
-        """``what`` succeeded."""
-        self._failing.pop(what, None)
+    def done(self, token: int) -> None:
+        """A retry loop ended: it succeeded, gave up, or was cancelled."""
+        self._failing.pop(token, None)
 
     def problem(self) -> str | None:
         """Why the worker is stalled, if it is."""
         now = self._clock()
-        for what, since in sorted(self._failing.items()):
+        for what, since in sorted(self._failing.values(), key=lambda item: item[1]):
             if now - since > self.stall_seconds:
                 return f"{what} has been failing for {now - since:.0f} s"
         if self._beat is not None and now - self._beat > self.stall_seconds:

@@ -75,28 +75,29 @@ async def retry(
     """
     delay = first_delay
     attempt = 0
-    while True:
-        try:
-            result = await op()
-        except Exception as exc:
-            if not transient(exc):
-                raise
-            if give_up_at is not None and asyncio.get_running_loop().time() > give_up_at:
-                raise
-            if health is not None:
-                health.failing(what)
-            attempt += 1
-            log.log(
-                log_level,
-                "transient failure, retrying: what=%s attempt=%d error=%s delay=%.2f",
-                what,
-                attempt,
-                str(exc) if isinstance(exc, TryAgain) else type(exc).__name__,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_backoff)
-        else:
-            if health is not None and attempt:
-                health.recovered(what)
-            return result
+    token: int | None = None
+    try:
+        while True:
+            try:
+                return await op()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                if give_up_at is not None and asyncio.get_running_loop().time() > give_up_at:
+                    raise
+                if health is not None:
+                    token = health.failing(what, token)
+                attempt += 1
+                log.log(
+                    log_level,
+                    "transient failure, retrying: what=%s attempt=%d error=%s delay=%.2f",
+                    what,
+                    attempt,
+                    str(exc) if isinstance(exc, TryAgain) else type(unwrap(exc)).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+    finally:
+        if health is not None and token is not None:
+            health.done(token)  # however the loop ends: success, error or cancellation
