@@ -35,7 +35,7 @@ from stream_scorer.worker.consumer import EventsConsumer
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Pipeline
-from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.relay import RECOVERY_GRACE_SECONDS, Relay
 from stream_scorer.worker.store import RedisStore
 from stream_scorer.worker.sweeper import Sweeper
 from stream_scorer.worker.webhooks import WebhookSink
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: How often the lag of owned partitions is asked of Kafka, batches or not.
 LAG_INTERVAL_SECONDS = 5.0
+#: How often outboxes are relayed when there are no sweep ticks to do it.
+RECOVERY_INTERVAL_SECONDS = 60.0
 
 
 def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.App:
@@ -151,6 +153,18 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
                 log.info("sweep relayed alerts: count=%d partitions=%d", swept, len(owned))
 
         app.timer(settings.sweep_interval_seconds, name="sweep_expiry")(sweep_owned_partitions)
+
+    else:  # no sweep ticks: outboxes are still relayed periodically
+
+        async def relay_outboxes() -> None:
+            for partition in owned_partitions():
+                try:
+                    await relay.recover(partition, RECOVERY_GRACE_SECONDS)
+                except Exception as exc:  # the next tick tries again
+                    log.warning("outbox recovery failed: error=%s", type(exc).__name__)
+                    return
+
+        app.timer(RECOVERY_INTERVAL_SECONDS, name="relay_outboxes")(relay_outboxes)
 
     async def _close_redis(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await redis_client.aclose()

@@ -48,7 +48,7 @@ from stream_scorer.settings import Settings
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Message, Pipeline
-from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.relay import Hold, Relay
 from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import PendingAlert, RedisStore
 
@@ -175,13 +175,16 @@ class EventsConsumer(Service):
                     for r in records
                 ]
                 pending = await self.pipeline.run(messages)
+                hold = self.relay.hold(pending)  # not the recovery's, even while it waits
                 positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 self._positions.update(positions)
                 self._measure_lag(positions)
                 self._supersede(positions)
                 # One batch finishes at a time, in order; an error surfaces here.
                 await self.finished()
-                self._finishing = asyncio.ensure_future(self._finish(pending, positions))
+                finishing = asyncio.ensure_future(self._finish(pending, positions, hold))
+                finishing.add_done_callback(hold.release)  # also if cancelled unstarted
+                self._finishing = finishing
 
     def _supersede(self, positions: dict[TopicPartition, int]) -> None:
         """Drop start positions a scored batch has gone past: its own commit covers them.
@@ -224,14 +227,14 @@ class EventsConsumer(Service):
                 self._lag_reported.add(tp.partition)
 
     async def _finish(
-        self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int]
+        self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int], hold: Hold
     ) -> None:
         """Relay a scored batch's alerts, then record and commit its positions.
 
         Alerts go first: a position is recorded only once the alerts of every
         event before it are acknowledged by Kafka.
         """
-        await self.relay.publish(pending)
+        await self.relay.publish(pending, hold=hold)
         recorded = {tp.partition: o for tp, o in positions.items()}
         await retry(
             "redis.progress",
@@ -266,6 +269,7 @@ class EventsConsumer(Service):
         for tp in revoked:
             self._committed.pop(tp, None)
             self._positions.pop(tp, None)
+            self._floor.pop(tp, None)
         self._assigned -= revoked
 
     def assigned(self, assigned: set[TopicPartition]) -> None:
@@ -284,6 +288,8 @@ class EventsConsumer(Service):
         scored, so they keep their order.
         """
         assert self.consumer is not None
+        # The batch before records its positions first, so a reset is not undone.
+        await self.finished()
         owned = self.consumer.assignment()
         taking = {tp for tp in self._assigned if tp in owned}
         self._assigned = set()
@@ -291,6 +297,9 @@ class EventsConsumer(Service):
             return
         await self.start_positions(taking)
         for tp in sorted(taking, key=lambda t: t.partition):
+            self.health.beat()  # starting partitions is the loop's work
+            if tp not in self.consumer.assignment():
+                continue  # revoked meanwhile: its next owner recovers it
             recovered = await self.relay.recover(tp.partition)
             if recovered:
                 log.info(
@@ -349,6 +358,8 @@ class EventsConsumer(Service):
                     committed,
                     position,
                 )
+            if tp not in consumer.assignment():
+                continue  # revoked while we were asking: seeking it would raise
             consumer.seek(tp, position)
             self._floor[tp] = position
             self._positions[tp] = position
@@ -400,9 +411,16 @@ class EventsConsumer(Service):
         """
         if self.consumer is None:
             return
-        owned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
+        consumer = self.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == self.topic]
         try:
-            ends: dict[TopicPartition, int] = await self.consumer.end_offsets(owned)
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(owned)
+            # Not started yet (its start is being looked up): from the group's offset.
+            unknown = [tp for tp in owned if tp not in self._positions]
+            starts = {tp: await consumer.committed(tp) for tp in unknown}
+            missing = [tp for tp, offset in starts.items() if offset is None]
+            if missing:
+                starts.update(await consumer.beginning_offsets(missing))
         except KafkaError as exc:
             log.warning("could not read the partitions' ends: error=%s", type(exc).__name__)
             self._lag_failing = self.health.failing("kafka.lag", self._lag_failing)
@@ -412,7 +430,7 @@ class EventsConsumer(Service):
             self._lag_failing = None
         reported = set()
         for tp, end in ends.items():
-            position = self._positions.get(tp)
+            position = self._positions.get(tp, starts.get(tp))
             if position is not None:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
                 reported.add(tp.partition)
@@ -444,8 +462,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         owner = self.owner
+        owner.health.beat()  # a rebalance is progress, not a stall
         try:
-            await asyncio.wait_for(owner.drain(), owner.settings.stall_seconds)
+            # Well within the stall time, so a slow drain does not make the worker unready.
+            await asyncio.wait_for(owner.drain(), owner.settings.stall_seconds / 2)
         except TimeoutError:
             # Nothing is lost: alerts written stay in their outboxes (the next owner
             # relays them), and positions not recorded are scored again (dedupe).
@@ -458,4 +478,5 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.owner.health.beat()
         self.owner.assigned(assigned)

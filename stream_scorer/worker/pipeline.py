@@ -55,6 +55,11 @@ SendDeadLetter = Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaita
 #: The headers every dead letter gets, whatever the original carried.
 _DEAD_LETTER_HEADERS = ("reason", "detail", "source_topic", "source_partition", "source_offset")
 
+#: At most this much of a dead letter's value is kept when Kafka refuses it whole.
+_KEPT_VALUE_BYTES = 262_144
+#: A dead letter's key kept when nothing else makes it small enough for Kafka.
+_KEPT_KEY_BYTES = 1024
+
 #: Rounds of read, score and compare-and-set before a batch gives up on busy contacts.
 MAX_CONFLICT_RETRIES = 20
 
@@ -147,6 +152,9 @@ class Pipeline:
                 if cid not in applied.written:
                     for msg in msgs:
                         await self._dead_letter(msg, "internal_error", type(exc).__name__)
+                else:
+                    for index, reason, detail in applied.refused.get(cid, []):
+                        await self._dead_letter(msgs[index], reason, detail)
             return applied.pending  # written contacts' alerts are theirs to relay
         if applied.failed:
             log.error(
@@ -164,7 +172,7 @@ class Pipeline:
                 await self._dead_letter(sources[cid][index], reason, detail)
             refused += len(items)
         failed_events = sum(len(sources[cid]) for cid in applied.failed)
-        self.metrics.scored.inc(len(good) - failed_events - refused)
+        self.metrics.scored.inc(max(0, len(good) - failed_events - refused))
         self.metrics.batch_seconds.observe(time.perf_counter() - start)
         return applied.pending
 
@@ -263,10 +271,12 @@ class Pipeline:
                     alerts = [alert_payload(c, self.model) for c in crossings]
                 except Exception as exc:  # one contact's failure is that contact's alone
                     failed[cid] = type(exc).__name__
+                    result.refused.pop(cid, None)  # all its events go as internal_error
                     continue
                 changes.append(Change(cid, version, state, changed, alerts, partition_of.get(cid)))
                 effects.append((crossings, awarded))
             conflicts: list[str] = []
+            done: list[str] = []
             outcomes = await self.store.write(changes)
             for change, outcome, (crossings, awarded) in zip(
                 changes, outcomes, effects, strict=True
@@ -276,8 +286,12 @@ class Pipeline:
                     continue
                 self.metrics.count(crossings, awarded)
                 pending.extend(outcome)
-                written.add(change.contact_id)
+                done.append(change.contact_id)
             await self.store.index(changes, outcomes)
+            # Written and indexed: a retry of the batch leaves them alone. (Written but
+            # not indexed, they are scored again: every event a duplicate, the indexes
+            # are set.)
+            written.update(done)
             todo = conflicts
         raise ScorerError(f"{len(todo)} contacts kept changing under the worker; giving up")
 
@@ -321,13 +335,13 @@ class Pipeline:
 
         An event near the broker's size limit grows past it with the
         dead-letter headers. The copy keeps the first ``SCORER_MAX_EVENT_BYTES``
-        of the value (``truncated: true``, ``original_bytes``), and drops the
-        original headers too (``headers_dropped: true``) if they are what is
-        too large.
+        (at most 256 KiB) of the value (``truncated: true``, ``original_bytes``), and drops the
+        original headers too (``headers_dropped: true``), and cuts the key to
+        1 KiB (``original_key_bytes``), if they are what is too large.
         """
         backoff = self.settings.redis_retry_max_backoff
         ours = {k: headers[k] for k in _DEAD_LETTER_HEADERS}
-        cut = None if value is None else value[: self.limits.max_bytes]
+        cut = None if value is None else value[: min(self.limits.max_bytes, _KEPT_VALUE_BYTES)]
         marks = {"truncated": b"true", "original_bytes": str(len(value or b"")).encode()}
         attempts = [
             (value, headers),
@@ -335,11 +349,17 @@ class Pipeline:
             (cut, {**ours, **marks, "headers_dropped": b"true"}),
         ]
         for i, (body, sent_headers) in enumerate(attempts):
+            sent_key = key
+            if i == len(attempts) - 1 and key is not None and len(key) > _KEPT_KEY_BYTES:
+                sent_key = key[:_KEPT_KEY_BYTES]
+                sent_headers = {**sent_headers, "original_key_bytes": str(len(key)).encode()}
 
             async def send(
-                body: bytes | None = body, sent: dict[str, bytes] = sent_headers
+                body: bytes | None = body,
+                sent: dict[str, bytes] = sent_headers,
+                sent_key: bytes | None = sent_key,
             ) -> None:
-                await (await self._send_dead_letter(key, body, sent))
+                await (await self._send_dead_letter(sent_key, body, sent))
 
             try:
                 await retry("kafka.dlq", send, backoff, health=self.health)

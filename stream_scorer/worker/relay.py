@@ -35,6 +35,25 @@ SendAlert = Callable[[bytes, bytes], Awaitable[Any]]
 RECOVER_LIMIT = 500
 #: Rounds of a recovery per partition; the next sweep tick continues.
 RECOVER_ROUNDS = 100
+#: Outbox entries younger than this belong to a relay in flight, not to a periodic recovery.
+RECOVERY_GRACE_SECONDS = 30.0
+
+
+class Hold:
+    """Alerts marked in flight until :meth:`release` (once, however often it is called)."""
+
+    def __init__(self, in_flight: Counter[PendingAlert], pending: Sequence[PendingAlert]) -> None:
+        self._in_flight = in_flight
+        self._pending = list(pending)
+        in_flight.update(self._pending)
+
+    def release(self, *_done: object) -> None:
+        """Unmark the alerts; also a task's done callback (hence the ignored argument)."""
+        pending, self._pending = self._pending, []
+        for alert in pending:
+            self._in_flight[alert] -= 1
+            if self._in_flight[alert] <= 0:
+                del self._in_flight[alert]
 
 
 class Relay:
@@ -56,11 +75,22 @@ class Relay:
         # Alerts this worker is publishing now: the recovery leaves them alone.
         self._in_flight: Counter[PendingAlert] = Counter()
 
-    async def publish(self, pending: Sequence[PendingAlert], path: str = "batch") -> None:
+    def hold(self, pending: Sequence[PendingAlert]) -> Hold:
+        """Mark alerts as this worker's to publish: the recovery leaves them alone.
+
+        The consumer holds a batch's alerts as soon as they are written, since
+        they may wait for the batch before to finish; :meth:`publish` releases
+        them, or the holder does if they are never published.
+        """
+        return Hold(self._in_flight, pending)
+
+    async def publish(
+        self, pending: Sequence[PendingAlert], path: str = "batch", hold: Hold | None = None
+    ) -> None:
         """Publish pending alerts, wait for Kafka's ack, then clear them from the outbox."""
         if not pending:
             return
-        self._in_flight.update(pending)
+        held = hold if hold is not None else self.hold(pending)
         try:
 
             async def send_all() -> None:
@@ -79,8 +109,7 @@ class Relay:
                 health=self.health,
             )
         finally:
-            self._in_flight.subtract(pending)
-            self._in_flight = +self._in_flight  # drop the zeros
+            held.release()
 
     async def recover(self, partition: int, grace_seconds: float = 0) -> int:
         """Relay what outboxes of a partition still hold; return the alerts published.
@@ -107,9 +136,19 @@ class Relay:
                 self._max_backoff,
                 health=self.health,
             )
+            # A contact written since its entry was read may have alerts in the outbox
+            # that its batch is about to relay: left for the next recovery.
+            now_entries = await retry(
+                "redis.outbox",
+                partial(self.store.outbox_entries, partition, contacts),
+                self._max_backoff,
+                health=self.health,
+            )
             pending: list[PendingAlert] = []
             done: list[tuple[str, float]] = []
-            for entry, outbox in zip(entries, outboxes, strict=True):
+            for entry, outbox, now_entry in zip(entries, outboxes, now_entries, strict=True):
+                if now_entry != entry[1]:
+                    continue
                 alerts = [PendingAlert(entry[0], payload) for payload in outbox]
                 if any(alert in self._in_flight for alert in alerts):
                     continue  # its batch's relay has it; the next recovery looks again

@@ -278,6 +278,12 @@ class RedisStore:
             rows: list[list[bytes]] = await pipe.execute()
         return rows
 
+    async def outbox_entries(self, partition: int, contacts: Sequence[str]) -> list[float | None]:
+        """The contacts' entries in a partition's outbox index now (None: not there)."""
+        key = outbox_index_key(self.namespace, partition)
+        scores: list[float | None] = await self._redis.zmscore(key, list(contacts))
+        return scores
+
     async def unindex_outboxes(self, partition: int, entries: Sequence[tuple[str, float]]) -> None:
         """Take relayed contacts out of the outbox index, unless written again since."""
         if entries:
@@ -294,10 +300,16 @@ class RedisStore:
         due: dict[int, dict[str, int]] = {}
         gone: dict[int, list[str]] = {}
         boards: dict[str, dict[str, int]] = {}
+        outboxes: dict[int, dict[str, int]] = {}
+        stamp = time.time_ns() // 1000
         for change, outcome in zip(changes, outcomes, strict=True):
             if outcome is None:
                 continue
             cid, state = change.contact_id, change.state
+            if outcome and change.partition is not None:
+                # Entered again after the write: a recovery that read the entry made
+                # before the write, and found the outbox still empty, cannot take it out.
+                outboxes.setdefault(change.partition, {})[cid] = stamp
             if state.clock is not None and change.changed:
                 for name, value in state.values.items():
                     boards.setdefault(name, {})[cid] = value
@@ -306,8 +318,10 @@ class RedisStore:
                 due.setdefault(change.partition, {})[cid] = next_expiry
             elif change.partition is not None:
                 gone.setdefault(change.partition, []).append(cid)
-        if due or gone or boards:
+        if due or gone or boards or outboxes:
             async with self._redis.pipeline(transaction=False) as pipe:
+                for partition, members in outboxes.items():
+                    pipe.zadd(outbox_index_key(self.namespace, partition), members)
                 for partition, members in due.items():
                     pipe.zadd(due_key(self.namespace, partition), members)
                 for partition, cids in gone.items():

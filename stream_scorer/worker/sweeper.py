@@ -16,7 +16,7 @@ from functools import partial
 
 from stream_scorer.times import now_ms
 from stream_scorer.worker.pipeline import Pipeline
-from stream_scorer.worker.relay import Relay
+from stream_scorer.worker.relay import RECOVERY_GRACE_SECONDS, Relay
 from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import PendingAlert, RedisStore
 
@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 #: Contacts advanced per round, and rounds per partition in one tick (the next continues).
 SWEEP_LIMIT = 500
 MAX_ROUNDS = 1000
-#: Outbox entries younger than this belong to a relay in flight, not to the recovery.
-RECOVERY_GRACE_SECONDS = 30.0
 
 
 class Sweeper:

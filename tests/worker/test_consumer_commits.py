@@ -81,12 +81,14 @@ async def test_a_batch_finishing_after_the_start_commit_leaves_the_offset_ahead(
         events._starts = {tp: 10}  # the applied position Redis gave at assignment
         await events._commit_starts()
         assert await consumer.committed(tp) == 10
-        await events._finish([], {tp: 4})  # scored from records fetched before the seek
+        await events._finish(
+            [], {tp: 4}, events.relay.hold([])
+        )  # scored from records fetched before the seek
         assert await consumer.committed(tp) == 10, "the group's offset went backwards"
         assert await store.applied(settings.app_id, settings.events_topic) == {0: 4}
 
         events.forget({tp})  # revoked: another member's commits count from now on
-        await events._finish([], {tp: 6})
+        await events._finish([], {tp: 6}, events.relay.hold([]))
         assert await consumer.committed(tp) == 6
     finally:
         await consumer.stop()

@@ -20,12 +20,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.settings import Settings
 from stream_scorer.times import epoch_ms, from_epoch_ms
-from stream_scorer.worker.keys import contact_keys, outbox_index_key, progress_key
+from stream_scorer.worker import pipeline as pipeline_module
+from stream_scorer.worker.keys import contact_keys, due_key, outbox_index_key, progress_key
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Applied, Message, Pipeline
 from stream_scorer.worker.relay import Relay
@@ -116,14 +118,15 @@ async def test_recovery_relays_outboxes_once_and_leaves_alerts_in_flight_alone(
         await store.write([Change(contact, version, state, True, [payload], 3)])
     sent: list[bytes] = []
     relay = collecting_relay(store, sent)
-    relay._in_flight[PendingAlert(busy, b'{"f":1}')] += 1  # its batch is publishing it
+    held = relay.hold([PendingAlert(busy, b'{"f":1}')])  # its batch will publish it
     assert await relay.recover(3) == 1
     assert sent == [b'{"s":1}']
     assert await redis_client.llen(contact_keys(cid)[1]) == 0
     left = await redis_client.zrange(outbox_index_key(store.namespace, 3), 0, -1)
     assert left == [busy.encode()]  # still indexed: the recovery looks again
     assert await relay.recover(3, grace_seconds=3600) == 0  # too young for a sweep tick
-    relay._in_flight.clear()
+    held.release()
+    held.release()  # once, however often
     assert await relay.recover(3) == 1
     assert await relay.recover(3) == 0  # relayed: out of the index, not sent again
     assert sent == [b'{"s":1}', b'{"f":1}']
@@ -309,3 +312,119 @@ async def test_kill_9_between_write_and_relay_of_a_sweep_crossing(
     ids = await settled(settings, redis_client, {e.contact_id for e in events}, want)
     assert set(ids) == want
     assert max(ids.values()) == 1, "an alert was published twice"
+
+
+async def test_a_write_whose_indexing_failed_is_indexed_by_the_retry(
+    settings: Settings,
+    store: RedisStore,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The script ran, the indexes' round trip failed: the retried batch must still index.
+    events = known(make_stream(MODEL, 6, 200, seed=4))
+    pipeline = quiet_pipeline(settings, store, [])
+    real_index = store.index
+    calls = 0
+
+    async def index_fails_once(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RedisConnectionError("connection lost after the script")
+        await real_index(*args)
+
+    monkeypatch.setattr(store, "index", index_fails_once)
+    messages: list[Message] = [
+        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate(events)
+    ]
+    await pipeline.run(messages)
+    states, _ = replay(events, MODEL)
+    due = {c.decode() for c in await redis_client.zrange(due_key(store.namespace, 0), 0, -1)}
+    assert due == {cid for cid, s in states.items() if s.next_expiry() is not None}
+    assert due
+
+
+async def test_a_failing_contact_with_a_refused_event_is_dead_lettered_once(
+    settings: Settings, store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    cid = "c-twice"
+    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
+    new = Event(event_id="n", contact_id=cid, type="email_open", occurred_at=from_epoch_ms(start))
+    await pipeline.run([(cid.encode(), new.model_dump_json().encode(), "t", 0, 0, [])])
+    old = from_epoch_ms(start - store.dedupe_ms - 1000)
+    batch = [
+        Event(event_id="old", contact_id=cid, type="email_open", occurred_at=old),
+        Event(
+            event_id="boom", contact_id=cid, type="unsubscribe", occurred_at=from_epoch_ms(start)
+        ),
+    ]
+    real = pipeline_module.apply_in_place
+
+    def failing(state: Any, event: Event, model: Any) -> Any:
+        if event.event_id == "boom":
+            raise OverflowError("injected")
+        return real(state, event, model)
+
+    monkeypatch.setattr(pipeline_module, "apply_in_place", failing)
+    before = pipeline.metrics.scored._value.get()
+    await pipeline.run(
+        [
+            (cid.encode(), e.model_dump_json().encode(), "t", 0, i + 1, [])
+            for i, e in enumerate(batch)
+        ]
+    )
+    assert [h["reason"] for h in dead] == [b"internal_error", b"internal_error"]
+    assert pipeline.metrics.scored._value.get() == before  # nothing scored, never negative
+
+
+async def test_an_index_entry_taken_out_before_the_write_is_put_back_after_it(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # A recovery read the entry made before the write, found the outbox empty and
+    # removed the entry; then the script pushed the alert. The alert must stay findable.
+    cid = "c-race"
+    ((version, state),) = await store.read([cid])
+    state.clock = 1
+    change = Change(cid, version, state, True, [b'{"r":1}'], 5)
+    key = outbox_index_key(store.namespace, 5)
+    real_script = store._script
+
+    async def recovery_first(**kwargs: Any) -> Any:
+        await redis_client.zrem(key, cid)  # what the recovery's unindex did
+        return await real_script(**kwargs)
+
+    store._script = recovery_first  # type: ignore[assignment]
+    outcomes = await store.write([change])
+    assert await redis_client.zscore(key, cid) is None
+    await store.index([change], outcomes)
+    assert await redis_client.zscore(key, cid) is not None
+
+
+async def test_recovery_leaves_a_contact_written_while_it_looked(
+    store: RedisStore, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the recovery's index read and its outbox read, the contact's batch wrote
+    # a new alert: that alert is the batch's to publish, not the recovery's.
+    cid = "c-busy"
+    ((version, state),) = await store.read([cid])
+    state.clock = 1
+    await store.write([Change(cid, version, state, True, [b'{"old":1}'], 6)])
+    sent: list[bytes] = []
+    relay = collecting_relay(store, sent)
+    real_outboxes = store.outboxes
+
+    async def written_meanwhile(contacts: Any) -> Any:
+        ((v, s),) = await store.read([cid])
+        s.clock = 2
+        await store.write([Change(cid, v, s, True, [b'{"new":1}'], 6)])
+        return await real_outboxes(contacts)
+
+    monkeypatch.setattr(store, "outboxes", written_meanwhile)
+    assert await relay.recover(6) == 0
+    assert sent == []
+    monkeypatch.setattr(store, "outboxes", real_outboxes)
+    assert await relay.recover(6) == 2  # nobody relayed them: the next recovery does
+    assert sent == [b'{"old":1}', b'{"new":1}']
