@@ -98,6 +98,14 @@ def test_log_level_is_uppercased(monkeypatch: pytest.MonkeyPatch, given: str) ->
     assert load_settings().log_level == given.upper()
 
 
+def config_error(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> str:
+    """The message of the error that ``var=value`` in the environment gives."""
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    return str(info.value)
+
+
 @pytest.mark.parametrize(
     ("var", "value"),
     [
@@ -124,10 +132,7 @@ def test_log_level_is_uppercased(monkeypatch: pytest.MonkeyPatch, given: str) ->
 def test_invalid_value_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, var: str, value: str
 ) -> None:
-    monkeypatch.setenv(var, value)
-    with pytest.raises(ConfigError) as info:
-        load_settings()
-    message = str(info.value)
+    message = config_error(monkeypatch, var, value)
     assert var in message
     assert repr(value) in message
 
@@ -192,10 +197,7 @@ SECRET = "hunter2-Pa55"
 def test_a_password_in_a_url_is_never_printed(
     monkeypatch: pytest.MonkeyPatch, var: str, value: str
 ) -> None:
-    monkeypatch.setenv(var, value)
-    with pytest.raises(ConfigError) as info:
-        load_settings()
-    message = str(info.value)
+    message = config_error(monkeypatch, var, value)
     assert var in message
     assert SECRET not in message
     assert "***" in message  # the rest of the value still helps find the mistake

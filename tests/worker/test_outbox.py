@@ -91,17 +91,21 @@ async def store(settings: Settings, redis_client: aioredis.Redis) -> RedisStore:
     return RedisStore(redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
 
 
+async def change_of(store: RedisStore, cid: str, alerts: list[bytes], partition: int) -> Change:
+    """A change of one contact as read now, adding ``alerts`` (its clock moved on)."""
+    ((version, state),) = await store.read([cid])
+    state.clock = (state.clock or 0) + 1
+    return Change(cid, version, state, True, alerts, partition)
+
+
 async def test_a_write_hands_back_only_the_alerts_it_added(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
     # Alerts of the batch before, still being relayed, must not be handed back again.
     cid = "c-outbox"
-    ((version, state),) = await store.read([cid])
-    state.clock = 1
-    [first] = await store.write([Change(cid, version, state, True, [b'{"a":1}'], 0)])
+    [first] = await store.write([await change_of(store, cid, [b'{"a":1}'], 0)])
     assert first == [PendingAlert(cid, b'{"a":1}')]
-    ((version, state),) = await store.read([cid])
-    [second] = await store.write([Change(cid, version, state, True, [b'{"a":2}'], 0)])
+    [second] = await store.write([await change_of(store, cid, [b'{"a":2}'], 0)])
     assert second == [PendingAlert(cid, b'{"a":2}')]
     assert await redis_client.lrange(contact_keys(cid)[1], 0, -1) == [b'{"a":1}', b'{"a":2}']
     # Both are indexed before the write, under the contact's partition.
@@ -113,9 +117,7 @@ async def test_recovery_relays_outboxes_once_and_leaves_alerts_in_flight_alone(
 ) -> None:
     cid, busy = "c-stranded", "c-in-flight"
     for contact, payload in ((cid, b'{"s":1}'), (busy, b'{"f":1}')):
-        ((version, state),) = await store.read([contact])
-        state.clock = 1
-        await store.write([Change(contact, version, state, True, [payload], 3)])
+        await store.write([await change_of(store, contact, [payload], 3)])
     sent: list[bytes] = []
     relay = collecting_relay(store, sent)
     held = relay.hold([PendingAlert(busy, b'{"f":1}')])  # its batch will publish it
@@ -386,9 +388,7 @@ async def test_an_index_entry_taken_out_before_the_write_is_put_back_after_it(
     # A recovery read the entry made before the write, found the outbox empty and
     # removed the entry; then the script pushed the alert. The alert must stay findable.
     cid = "c-race"
-    ((version, state),) = await store.read([cid])
-    state.clock = 1
-    change = Change(cid, version, state, True, [b'{"r":1}'], 5)
+    change = await change_of(store, cid, [b'{"r":1}'], 5)
     key = outbox_index_key(store.namespace, 5)
     real_script = store._script
 
@@ -409,17 +409,13 @@ async def test_recovery_leaves_a_contact_written_while_it_looked(
     # Between the recovery's index read and its outbox read, the contact's batch wrote
     # a new alert: that alert is the batch's to publish, not the recovery's.
     cid = "c-busy"
-    ((version, state),) = await store.read([cid])
-    state.clock = 1
-    await store.write([Change(cid, version, state, True, [b'{"old":1}'], 6)])
+    await store.write([await change_of(store, cid, [b'{"old":1}'], 6)])
     sent: list[bytes] = []
     relay = collecting_relay(store, sent)
     real_outboxes = store.outboxes
 
     async def written_meanwhile(contacts: Any) -> Any:
-        ((v, s),) = await store.read([cid])
-        s.clock = 2
-        await store.write([Change(cid, v, s, True, [b'{"new":1}'], 6)])
+        await store.write([await change_of(store, cid, [b'{"new":1}'], 6)])
         return await real_outboxes(contacts)
 
     monkeypatch.setattr(store, "outboxes", written_meanwhile)
