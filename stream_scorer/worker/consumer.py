@@ -152,6 +152,10 @@ class EventsConsumer(Service):
         assert self.consumer is not None
         wait_ms = int(self.settings.batch_max_wait * 1000)
         while not self.should_stop:
+            if self._finishing is not None and self._finishing.done():
+                await (
+                    self.finished()
+                )  # its error, if any, stops the worker now, not at the next batch
             if self._assigned:
                 await self._take_assigned()
             try:

@@ -97,7 +97,11 @@ class Relay:
                 futures = [
                     await self._send_alert(a.contact_id.encode(), a.payload) for a in pending
                 ]
-                await asyncio.gather(*futures)
+                # Every ack awaited (no failure left unretrieved), the first failure raised.
+                acks = await asyncio.gather(*futures, return_exceptions=True)
+                for ack in acks:
+                    if isinstance(ack, BaseException):
+                        raise ack
 
             await retry("kafka.alerts", send_all, self._max_backoff, health=self.health)
             self.metrics.relayed.labels(path).inc(len(pending))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -19,13 +21,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import load_model, replay
+from stream_scorer.scoring import advance_in_place, load_model, replay
 from stream_scorer.settings import Settings
-from stream_scorer.times import epoch_ms, from_epoch_ms
+from stream_scorer.times import epoch_ms, from_epoch_ms, now_ms
 from stream_scorer.worker import pipeline as pipeline_module
 from stream_scorer.worker.keys import contact_keys, due_key, outbox_index_key, progress_key
 from stream_scorer.worker.metrics import Metrics
@@ -424,3 +428,110 @@ async def test_recovery_leaves_a_contact_written_while_it_looked(
     monkeypatch.setattr(store, "outboxes", real_outboxes)
     assert await relay.recover(6) == 2  # nobody relayed them: the next recovery does
     assert sent == [b'{"old":1}', b'{"new":1}']
+
+
+async def set_max_message_bytes(settings: Settings, topic: str, size: int) -> None:
+    """Make a topic refuse (``MessageSizeTooLarge``) or accept alerts again."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": str(size)}
+        )
+        await admin.alter_configs([resource])
+    finally:
+        await admin.close()
+
+
+REFUSE, ACCEPT = 16, 1_048_588
+
+
+def expiring_soon(seed: int, lead_ms: int) -> tuple[list[Event], str]:
+    """One contact's events, moved in time so that an award of theirs expires ``lead_ms``
+    from now and takes the contact down a tier: a crossing only a sweep can find."""
+    events = known(make_stream(MODEL, 30, 600, seed=seed))
+    states, _ = replay(events, MODEL)
+    found: list[tuple[int, str]] = []
+    for cid, state in states.items():
+        for crossing in advance_in_place(state.copy(), 2**52, MODEL, cid).crossings:
+            found.append((crossing.at, cid))
+    at, cid = min(found)
+    shift = now_ms() + lead_ms - at
+    mine = [e for e in events if e.contact_id == cid]
+    moved = [
+        e.model_copy(update={"occurred_at": from_epoch_ms(epoch_ms(e.occurred_at) + shift)})
+        for e in mine
+    ]
+    return moved, cid
+
+
+async def outbox_ids(redis_client: aioredis.Redis, cid: str) -> set[str]:
+    payloads = await redis_client.lrange(contact_keys(cid)[1], 0, -1)
+    return {json.loads(p)["alert_id"] for p in payloads}
+
+
+async def test_a_worker_dying_between_the_write_and_the_relay_of_event_crossings(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    store: RedisStore,
+    redis_client: aioredis.Redis,
+) -> None:
+    # A real crash between the store's write and the relay: the alerts topic refuses
+    # every alert (too large for it), which no retry can fix, so the worker stops with
+    # the batch's alerts in their outboxes and its positions not recorded.
+    worker = make_worker(worker_factory, services, tmp_path)
+    settings = worker.settings
+    events = known(make_stream(MODEL, 30, 600, seed=23))
+    _, crossings = replay(events, MODEL)
+    want = {c.alert_id for c in crossings}
+    assert want
+    await ensure_topics(settings)
+    await set_max_message_bytes(settings, settings.alerts_topic, REFUSE)
+    first = worker.start()
+    await produce(settings, encoded(events))
+    assert await asyncio.get_running_loop().run_in_executor(None, first.wait, 90) != 0
+    assert "stopping the worker: an error that retrying cannot fix" in worker.tail(400_000)
+    contacts = {e.contact_id for e in events}
+    stuck = set().union(*[await outbox_ids(redis_client, c) for c in contacts])
+    assert stuck, "the crash should leave alerts in outboxes"
+    await set_max_message_bytes(settings, settings.alerts_topic, ACCEPT)
+    worker.start()
+    got = await settled(settings, redis_client, contacts, want)
+    assert set(got) == want
+    assert max(got.values()) == 1, "an alert was published twice"
+
+
+async def test_kill_9_while_a_sweep_crossing_waits_for_its_relay(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    store: RedisStore,
+    redis_client: aioredis.Redis,
+) -> None:
+    # The events' alerts go out; then the alerts topic refuses everything, a sweep
+    # finds an award expired (the contact drops a tier), writes the crossing and
+    # cannot relay it; kill -9. The contact is no longer due: only the outbox index
+    # leads the next worker to the alert.
+    worker = make_worker(worker_factory, services, tmp_path, sweep_interval_seconds=1)
+    settings = worker.settings
+    events, cid = expiring_soon(seed=22, lead_ms=30_000)
+    _, crossings = replay(events, MODEL)
+    event_ids = {c.alert_id for c in crossings}
+    assert event_ids
+    first = worker.start()
+    await produce(settings, encoded(events))
+    assert set(await published(settings, event_ids)) == event_ids
+    await set_max_message_bytes(settings, settings.alerts_topic, REFUSE)
+    deadline = time.monotonic() + 90
+    while not (swept := await outbox_ids(redis_client, cid)):
+        assert time.monotonic() < deadline, "no sweep crossing written"
+        await asyncio.sleep(0.25)
+    assert not swept & event_ids
+    os.kill(first.pid, signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    await set_max_message_bytes(settings, settings.alerts_topic, ACCEPT)
+    worker.start()
+    got = await settled(settings, redis_client, {cid}, event_ids | swept)
+    assert set(got) == event_ids | swept
+    assert max(got.values()) == 1, "an alert was published twice"
