@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import unquote_plus
 
 from pydantic import Field, SecretBytes, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_scorer.errors import ConfigError
@@ -21,16 +23,27 @@ ENV_PREFIX = "SCORER_"
 
 #: Settings whose names say they hold a secret; SecretStr fields are secret too.
 _SECRET_NAME = re.compile(r"token|secret|passw|credential|private|api_?key", re.IGNORECASE)
+#: Settings whose values are secret whatever their names: webhook URLs carry
+#: their token in the path or query (Slack, Teams, Discord hooks).
+_SECRET_VALUES = frozenset({"webhook_urls"})
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _PASSWORD_PARAMETER = re.compile(r"password=", re.IGNORECASE)
+_QUERY_KEY = re.compile(r"[?&;]([^?&;=#]*)=")
+#: A query parameter whose key (percent-decoded, as parse_qs does) holds one of these is secret.
+_SECRET_KEY_WORDS = ("pass", "secret", "token", "key")
+
+#: The shortest SCORER_WEBHOOK_SECRET accepted: receivers trust what it signs.
+MIN_WEBHOOK_SECRET = 16
 
 
 def without_passwords(text: str) -> str:
     """``text`` with URL credentials hidden: ``redis://:pw@host`` is ``redis://***@host``.
 
     Hidden: everything from the scheme's ``://`` (or the start) to the last
-    ``@``, and everything after a ``password=`` query parameter (redis-py reads
-    one). Over-hiding a list of URLs or an ``@`` in a path is the cheap side.
+    ``@``, and everything after ``password=`` or after a query key that
+    percent-decodes to one with pass, secret, token or key in it (redis-py
+    reads ``?pass%77ord=``). Over-hiding a list of URLs or an ``@`` in a path
+    is the cheap side.
     """
     spans: list[tuple[int, int]] = []
     at = text.rfind("@")
@@ -40,6 +53,10 @@ def without_passwords(text: str) -> str:
     parameter = _PASSWORD_PARAMETER.search(text)
     if parameter:
         spans.append((parameter.end(), len(text)))
+    for key in _QUERY_KEY.finditer(text):
+        if any(word in unquote_plus(key.group(1)).lower() for word in _SECRET_KEY_WORDS):
+            spans.append((key.end(), len(text)))
+            break
     merged: list[list[int]] = []
     for begin, end in sorted(spans):  # overlapping spans hide as one
         if merged and begin <= merged[-1][1]:
@@ -154,7 +171,9 @@ class Settings(BaseSettings):
         default="", description="Comma-separated URLs every alert is POSTed to (none: off)."
     )
     webhook_secret: SecretStr | None = Field(
-        default=None, description="Key of the webhooks' HMAC-SHA256 signature header."
+        default=None,
+        description=f"Key of the webhooks' HMAC-SHA256 signature header "
+        f"(at least {MIN_WEBHOOK_SECRET} characters).",
     )
     webhook_timeout_seconds: float = Field(
         default=10, gt=0, le=300, description="Seconds to wait for a webhook to answer."
@@ -180,6 +199,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"URL {number} of {len(urls)} is not http:// or https://")
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Empty or short, the signature proves little; a custom type names the
+        # problem even when the message must go (it would quote a tiny secret).
+        if value is not None and len(value.get_secret_value()) < MIN_WEBHOOK_SECRET:
+            raise PydanticCustomError(
+                "secret_too_short",
+                "must be at least {minimum} characters when set",
+                {"minimum": MIN_WEBHOOK_SECRET},
+            )
+        return value
+
     @property
     def webhook_url_list(self) -> list[str]:
         return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
@@ -190,10 +222,20 @@ class Settings(BaseSettings):
         servers = [s.strip() for s in value.split(",") if s.strip()]
         if not servers:
             raise ValueError("needs at least one host:port")
-        for server in servers:
+        # A comma in a password would cut off a piece that no mask recognises:
+        # with anything to hide, a server is named by its number, never quoted.
+        hiding = without_passwords(value) != value
+        for number, server in enumerate(servers, 1):
             host, sep, port = server.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{server!r} is not host:port")
+            if (
+                not sep
+                or not host
+                or "@" in host  # user:password@host: credentials are no part of an address
+                or not port.isdigit()
+                or not 0 < int(port) < 65536
+            ):
+                name = f"server {number} of {len(servers)}" if hiding else repr(server)
+                raise ValueError(f"{name} is not host:port")
         return ",".join(servers)
 
     @field_validator("redis_url")
@@ -236,7 +278,7 @@ def is_secret(field: str) -> bool:
     a switch (``web_allow_no_token``) does not, whatever its name.
     """
     info = Settings.model_fields.get(field)
-    if info is None:
+    if info is None or field in _SECRET_VALUES:
         return True
     if info.annotation is bool:
         return False
@@ -255,7 +297,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the environment, failing fast with the variable names that are wrong.
 
     A value is quoted to help find the mistake, except a secret's (see
-    :func:`is_secret`); a URL's password is hidden (:func:`without_passwords`).
+    :func:`is_secret`); a URL's password is hidden (:func:`without_passwords`),
+    in the value and in the message, which a validator may make quote part of it.
     """
     try:
         return Settings(**overrides)
@@ -265,13 +308,17 @@ def load_settings(**overrides: Any) -> Settings:
             field = str(err["loc"][0]) if err["loc"] else "?"
             var = f"{ENV_PREFIX}{field.upper()}"
             given = err.get("input")
-            secret = is_secret(field)
             message = str(err["msg"])
-            if isinstance(given, str) and given:  # should a validator quote the value
-                message = message.replace(given, "***" if secret else without_passwords(given))
-            if secret:
+            if is_secret(field):
+                if isinstance(given, str) and given and given in message:
+                    message = f"invalid ({err['type']})"  # the message would show it
                 problems.append(f"{var}: {message} (the value is secret: not shown)")
                 continue
+            if isinstance(given, str) and given:  # the whole value quoted, and the rest
+                parts = message.split(given)
+                message = without_passwords(given).join(without_passwords(p) for p in parts)
+            else:
+                message = without_passwords(message)
             shown = (
                 repr(without_passwords(given))
                 if isinstance(given, str)

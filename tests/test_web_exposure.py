@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stream_scorer.cli import cli
 from stream_scorer.settings import Settings
-from stream_scorer.worker.api import exposure_problem, is_loopback
+from stream_scorer.worker.api import exposure_problem, host_name, is_loopback, token_matches
 
 LOOPBACK = ["127.0.0.1", "127.3.2.1", "127.255.255.254", "::1", "[::1]", "localhost", "LocalHost"]
 LOOPBACK += ["::ffff:127.0.0.1", " 127.0.0.1 "]
@@ -53,6 +53,38 @@ def test_the_address_faust_binds_is_what_counts() -> None:
     settings = Settings()  # 127.0.0.1
     assert exposure_problem(settings) is None
     assert exposure_problem(settings, "0.0.0.0") is not None
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("localhost", "localhost"),
+        ("LocalHost:6066", "localhost"),
+        ("127.0.0.1:6066", "127.0.0.1"),
+        ("[::1]", "::1"),
+        ("[::1]:6066", "::1"),
+        ("::1", "::1"),  # no port can follow an unbracketed IPv6 address
+        ("attacker.example:80", "attacker.example"),
+        ("", ""),
+    ],
+)
+def test_the_name_in_a_host_header(header: str, name: str) -> None:
+    assert host_name(header) == name
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["localhost:", "localhost:x", "localhost:6066x", "[::1", "[::1]x", "[::1]:", "a:\u0661"],
+)
+def test_a_malformed_host_header_names_nothing(header: str) -> None:
+    assert host_name(header) is None
+
+
+@pytest.mark.parametrize("given", ["\udcff", "t0ken\udcff", chr(0xD800), "", "t0ke", "t0ken "])
+def test_a_token_that_is_not_the_token_never_matches_and_never_raises(given: str) -> None:
+    """Header bytes that are not UTF-8 reach the check as lone surrogates."""
+    assert not token_matches(given, "t0ken")
+    assert token_matches("t0ken", "t0ken")
 
 
 @pytest.fixture

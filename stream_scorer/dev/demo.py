@@ -30,10 +30,11 @@ from aiokafka import AIOKafkaProducer
 from stream_scorer.alerts import format_alert
 from stream_scorer.client import tail_alerts
 from stream_scorer.dev import services as devservices
+from stream_scorer.errors import ConfigError
 from stream_scorer.events import CONTACT_UPDATED
 from stream_scorer.review.simulation import live_events
 from stream_scorer.scoring import ScoringModel
-from stream_scorer.settings import Settings
+from stream_scorer.settings import Settings, load_settings
 from stream_scorer.worker.topics import ensure_topics
 
 #: The demo's people and their behaviour: the same on every run.
@@ -154,11 +155,15 @@ def run_demo(
                 "SCORER_MODEL_PATH": str(model_path.resolve()),
                 "SCORER_WEB_PORT": str(devservices.free_port()),
             }
-            settings = Settings(
-                kafka_bootstrap_servers=kafka.bootstrap_servers,
-                redis_url=redis.url,
-                model_path=model_path,
-            )
+            try:  # the rest of the environment is the user's: errors without its secrets
+                settings = load_settings(
+                    kafka_bootstrap_servers=kafka.bootstrap_servers,
+                    redis_url=redis.url,
+                    model_path=model_path,
+                )
+            except ConfigError as exc:
+                print(f"error: {exc}", file=out, flush=True)
+                return 2
             asyncio.run(ensure_topics(settings))
             log = root / "worker.log"
             worker = devservices.spawn(

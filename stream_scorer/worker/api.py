@@ -1,14 +1,17 @@
 """The worker's HTTP API, served by Faust's web server.
 
 - ``POST /events``: one event or a JSON array of events, for producers with no
-  Kafka client. All are validated first; any problem answers 422 listing
-  every one, and nothing is sent. Valid events are published to the events
-  topic keyed by contact and acknowledged by Kafka before the 202 answer.
+  Kafka client, at most :data:`MAX_EVENTS_PER_REQUEST` (more answers 413).
+  All are validated first; any problem answers 422 listing the first
+  :data:`MAX_PROBLEMS_LISTED` with their total, and nothing is sent. Valid
+  events are published to the events topic keyed by contact and acknowledged
+  by Kafka before the 202 answer.
   The body must be sent as JSON (``Content-Type: application/json`` or
   ``application/*+json``, UTF-8): anything else answers 415, so that a web
   page cannot post events cross-site as a "simple" ``text/plain`` form. A
   body over ``SCORER_API_MAX_BODY_BYTES`` answers 413, read no further than
-  that; when ``SCORER_API_TOKEN`` is set, a request without
+  that; a body whose chunked framing or ``Content-Encoding`` is broken
+  answers 400. When ``SCORER_API_TOKEN`` is set, a request without
   ``Authorization: Bearer <token>`` answers 401.
 - ``GET /contacts/{contact_id}``: every score with its tiers, class digit
   form, gates, categories and the live awards that explain it; 404 if the
@@ -30,7 +33,10 @@ Nothing else is served: Faust's own views (``/``, ``/router``, ``/table``,
 ``/graph``, ``/assignment``, ``/performance``, whatever its settings or ``APP_*``
 variables turn on) expose topology and internals, so every route that is not
 one of the above answers 404, token or not. :func:`exposure_problem` is why a
-worker refuses to serve a non-loopback address without a token.
+worker refuses to serve a non-loopback address without a token; on loopback
+without one, every route but the health checks and ``/metrics`` answers 403
+to a ``Host`` that does not name this machine (:func:`host_name`): a page on
+``attacker.example`` whose name resolves to 127.0.0.1 (DNS rebinding) gets nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from typing import Any, cast
 
 import aiohttp.web
 import faust
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from faust.web import Request, Response, View
 
@@ -63,6 +70,15 @@ Send = Callable[[Event], Awaitable[Any]]
 
 #: Names that always mean this host; any IP in 127.0.0.0/8 or ::1 does too.
 LOOPBACK_NAMES = frozenset({"localhost"})
+
+#: What a tokenless loopback server answers to in ``Host``, besides its bind address.
+LOCAL_HOST_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: Events one ``POST /events`` may carry: each is validated on the loop that also scores.
+MAX_EVENTS_PER_REQUEST = 1000
+
+#: Problems a 422 lists (``problem_count`` has them all): the answer stays small.
+MAX_PROBLEMS_LISTED = 100
 
 
 def is_loopback(host: str) -> bool:
@@ -111,23 +127,62 @@ def is_json(content_type: str, charset: str | None) -> bool:
     return json_type and (charset is None or charset.strip().lower() in {"utf-8", "utf8"})
 
 
+class MalformedBody(Exception):
+    """The body's chunked framing or ``Content-Encoding`` is broken: the client's fault."""
+
+
 async def read_body(request: aiohttp.web.Request, limit: int) -> bytes | None:
     """The whole body, or None as soon as it is over ``limit`` bytes.
 
     Reads until the end, not what happens to be buffered; stops at ``limit`` + 1
     bytes whatever ``Content-Length`` says (chunked and gzip bodies have none
-    that counts), so a huge body is never held in memory.
+    that counts), so a huge body is never held in memory. Raises
+    :class:`MalformedBody` when aiohttp cannot decode it.
     """
     if (request.content_length or 0) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(limit + 1 - size):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.read(limit + 1 - size):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    # The C parser wraps decoding errors in RequestPayloadError, the pure-Python one does not.
+    except (aiohttp.web.RequestPayloadError, HttpProcessingError) as exc:
+        # Done with: else aiohttp reads it again after the answer, and logs the error.
+        request.content.feed_eof()
+        raise MalformedBody(str(exc)) from exc
     return b"".join(chunks)
+
+
+def host_name(header: str) -> str | None:
+    """The name or address in a ``Host`` header, without brackets or port; None if malformed."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        name, bracket, port = value[1:].partition("]")
+        if not bracket:
+            return None
+    elif value.count(":") == 1:
+        name, colon, port = value.partition(":")
+        port = colon + port
+    else:
+        name, port = value, ""  # no port (or an unbracketed IPv6 address)
+    digits = port.removeprefix(":")
+    if port and (port == digits or not (digits.isascii() and digits.isdigit())):
+        return None
+    return name
+
+
+def token_matches(given: str, token: str) -> bool:
+    """Constant-time comparison that never raises.
+
+    aiohttp decodes header bytes that are not UTF-8 to lone surrogates;
+    ``surrogatepass`` encodes any str, so they just fail to match.
+    """
+    encoded = given.encode("utf-8", "surrogatepass")
+    return bool(given) and hmac.compare_digest(encoded, token.encode("utf-8", "surrogatepass"))
 
 
 def install(
@@ -146,10 +201,15 @@ def install(
     no token (:func:`exposure_problem`), checked on the address Faust will bind:
     its own ``WEB_BIND`` variable overrides ``SCORER_WEB_HOST``.
     """
-    problem = exposure_problem(settings, str(app.conf.web_bind))
+    bind = str(app.conf.web_bind)
+    problem = exposure_problem(settings, bind)
     if problem is not None:
         raise ConfigError(problem)
     token = settings.api_token.get_secret_value() if settings.api_token else None
+    # Only a tokenless loopback server needs it: on the network the token guards.
+    local_names = None
+    if token is None and is_loopback(bind):
+        local_names = LOCAL_HOST_NAMES | {bind.strip().removeprefix("[").removesuffix("]").lower()}
     limit = settings.api_max_body_bytes
     limits = event_limits(settings)
     ours: set[str] = set()
@@ -177,10 +237,18 @@ def install(
 
     def refused(view: View, request: Request) -> Response | None:
         if token is None:
-            return None
+            if local_names is None or host_name(request.headers.get("Host", "")) in local_names:
+                return None
+            return view.json(
+                {
+                    "error": "the Host header must name this machine "
+                    "(localhost, 127.0.0.1 or [::1]); set SCORER_API_TOKEN to serve other names"
+                },
+                status=403,
+            )
         given = request.headers.get("Authorization", "")
         given = given[7:] if given.startswith("Bearer ") else request.query.get("token", "")
-        if given and hmac.compare_digest(given.encode(), token.encode()):
+        if token_matches(given, token):
             return None
         return view.json(
             {"error": "a bearer token is required"},
@@ -189,7 +257,7 @@ def install(
         )
 
     class Guarded(View):
-        """A view that needs the token when one is configured (health and metrics do not)."""
+        """A view that needs the token, or without one a local Host (health and metrics do not)."""
 
         async def dispatch(self, request: Any) -> Any:
             denied = refused(self, request)
@@ -204,6 +272,17 @@ def install(
         known = ", ".join(model.scores)
         wanted = request.query.get("score")
         return view.json({"error": f"no score {wanted!r} (known: {known})"}, status=404)
+
+    def malformed(detail: str) -> dict[str, Any]:
+        return {"index": None, "reason": "malformed_json", "detail": detail}
+
+    def invalid(view: View, problems: list[dict[str, Any]]) -> Response:
+        """422 with the first problems and how many there are: a huge list costs the loop."""
+        listed = problems[:MAX_PROBLEMS_LISTED]
+        return view.json(
+            {"error": "invalid events", "problems": listed, "problem_count": len(problems)},
+            status=422,
+        )
 
     async def ranked(name: str, limit: int) -> list[dict[str, Any]]:
         """The top ``limit`` contacts by score ``name``: value, display form and tiers."""
@@ -230,21 +309,33 @@ def install(
                     {"error": "send the events as Content-Type: application/json (UTF-8)"},
                     status=415,
                 )
-            body = await read_body(http, limit)
+            try:
+                body = await read_body(http, limit)
+            except MalformedBody:
+                broken = self.json(
+                    {"error": "the body's chunked framing or Content-Encoding is broken"},
+                    status=400,
+                )
+                cast(aiohttp.web.Response, broken).force_close()  # what follows is not HTTP
+                return broken
             if body is None:
                 return self.json({"error": f"the body is over {limit} bytes"}, status=413)
-            problems: list[dict[str, Any]] = []
             try:
                 parsed = json.loads(body)
             except RecursionError:
-                problems.append(
-                    {"index": None, "reason": "malformed_json", "detail": "nested too deeply"}
-                )
-                return self.json({"error": "invalid events", "problems": problems}, status=422)
+                return invalid(self, [malformed("nested too deeply")])
             except ValueError as exc:
-                problems.append({"index": None, "reason": "malformed_json", "detail": str(exc)})
-                return self.json({"error": "invalid events", "problems": problems}, status=422)
+                return invalid(self, [malformed(str(exc))])
             items = parsed if isinstance(parsed, list) else [parsed]
+            if len(items) > MAX_EVENTS_PER_REQUEST:  # before any is validated
+                return self.json(
+                    {
+                        "error": f"{len(items)} events is over the limit of "
+                        f"{MAX_EVENTS_PER_REQUEST} per request"
+                    },
+                    status=413,
+                )
+            problems: list[dict[str, Any]] = []
             events: list[Event] = []
             for index, item in enumerate(items):
                 try:
@@ -262,7 +353,7 @@ def install(
             if problems or not events:
                 if not problems:
                     problems.append({"index": None, "reason": "empty", "detail": "no events"})
-                return self.json({"error": "invalid events", "problems": problems}, status=422)
+                return invalid(self, problems)
             await asyncio.gather(*[await send_event(e) for e in events])
             return self.json({"accepted": len(events)}, status=202)
 

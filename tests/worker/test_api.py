@@ -451,3 +451,160 @@ def _keep(shot: Path) -> bytes:
         shutil.copy(shot, Path(saved) / "dashboard.png")
     print(f"dashboard screenshot: {shot}")
     return shot.read_bytes()
+
+
+async def _raw(worker: Worker, request: bytes, host: str = "127.0.0.1") -> tuple[int, Any]:
+    """Status and JSON answer (None when not JSON) of a request sent byte for byte."""
+    reader, writer = await asyncio.open_connection(host, worker.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)  # each request says Connection: close
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    try:
+        return int(head.split()[1]), json.loads(body)
+    except ValueError:
+        return int(head.split()[1]), None
+
+
+def _request(method: str, target: str, *headers: bytes, body: bytes | None = None) -> bytes:
+    """``headers`` as given, then ``Connection: close`` and the body's length, if any."""
+    lines = [f"{method} {target} HTTP/1.1".encode(), *headers, b"Connection: close"]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}".encode())
+    return b"\r\n".join([*lines, b"", body or b""])
+
+
+#: Every route that needs the token (or, without one, a local Host).
+GUARDED = ["/contacts/nobody", "/leaderboard", "/dashboard", "/dashboard/data", "/events"]
+
+
+def _guarded(path: str, *headers: bytes) -> bytes:
+    """A request to one of :data:`GUARDED`: a JSON body for /events, which only takes POST."""
+    if path.partition("?")[0] == "/events":
+        return _request("POST", path, *headers, b"Content-Type: application/json", body=b"{}")
+    return _request("GET", path, *headers)
+
+
+async def test_post_events_caps_the_events_and_the_problems_listed(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    from stream_scorer.worker.api import MAX_EVENTS_PER_REQUEST, MAX_PROBLEMS_LISTED
+
+    worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
+    worker.start()
+    # Over the cap: 413 saying the limit, before any event is looked at (no problems).
+    status, body = await _call(worker, "POST", "/events", [{}] * (MAX_EVENTS_PER_REQUEST + 1))
+    assert status == 413, body
+    assert f"limit of {MAX_EVENTS_PER_REQUEST}" in body["error"]
+    assert "problems" not in body
+    # The reviewer's body: 1 MiB of empty objects (it made a 57 MB answer).
+    flood = b"[" + b",".join([b"{}"] * 349_000) + b"]"
+    status, body = await _call(worker, "POST", "/events", flood)
+    assert status == 413, body
+    assert "problems" not in body
+    # At the cap, every event bad: the first problems listed, all of them counted.
+    status, body = await _call(worker, "POST", "/events", [{}] * MAX_EVENTS_PER_REQUEST)
+    assert status == 422, body
+    assert body["problem_count"] == MAX_EVENTS_PER_REQUEST
+    assert [p["index"] for p in body["problems"]] == list(range(MAX_PROBLEMS_LISTED))
+    status, body = await _call(worker, "POST", "/events", b"{not json")
+    assert status == 422, body
+    assert body["problem_count"] == len(body["problems"]) == 1
+    # Within the cap, good events still go.
+    events = [_event(n, "cap-1", "demo_request") for n in range(MAX_EVENTS_PER_REQUEST)]
+    status, body = await _call(worker, "POST", "/events", events)
+    assert (status, body) == (202, {"accepted": MAX_EVENTS_PER_REQUEST})
+
+
+async def test_credentials_that_are_not_utf8_are_refused_not_a_crash(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    """aiohttp decodes header bytes that are not UTF-8 to lone surrogates."""
+    worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
+    worker.start()
+    host = b"Host: 127.0.0.1"
+    bearers = [b"\xff", b"\xed\xa0\x80", TOKEN.encode() + b"\xff"]
+    for path in GUARDED:
+        for bearer in bearers:
+            status, body = await _raw(
+                worker, _guarded(path, host, b"Authorization: Bearer " + bearer)
+            )
+            assert status == 401, (path, bearer, status, body)
+            assert body == {"error": "a bearer token is required"}
+        for query in ("%FF", "%ED%A0%80", f"{TOKEN}%FF"):
+            status, body = await _raw(worker, _guarded(f"{path}?token={query}", host))
+            assert status == 401, (path, query, status, body)
+    # The token itself still opens them.
+    assert (await _raw(worker, _guarded(f"/leaderboard?token={TOKEN}", host)))[0] == 200
+    assert "Traceback" not in worker.tail(1_000_000)
+
+
+async def test_a_body_that_cannot_be_decoded_answers_400(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    """With aiohttp's C parser (as deployed) and its pure-Python one: they raise differently."""
+    auth = f"Authorization: Bearer {TOKEN}".encode()
+    for python_parser in (False, True):
+        worker = make_worker(worker_factory, services, tmp_path, api_token=TOKEN)
+        if python_parser:
+            worker.env["AIOHTTP_NO_EXTENSIONS"] = "1"
+        worker.start()
+        gzipped = {"Content-Encoding": "gzip"}
+        for body in (b"not gzip at all", gzip.compress(b"[{}]")[:10] + b"not deflate data"):
+            for sent in (body, _chunks(body)):
+                status, answer = await _call(worker, "POST", "/events", sent, headers=gzipped)
+                assert status == 400, (python_parser, body, status, answer)
+                assert "Content-Encoding" in answer["error"]
+        # Broken chunked framing: the C parser answers 400 itself when it comes with the
+        # headers, and never tells the view when it comes later, so only the Python one here.
+        framing = [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcdef\r\n0\r\n\r\n"] if python_parser else []
+        for chunks in framing:
+            head = _request(
+                "POST",
+                "/events",
+                b"Host: 127.0.0.1",
+                auth,
+                b"Content-Type: application/json",
+                b"Transfer-Encoding: chunked",
+            )
+            reader, writer = await asyncio.open_connection("127.0.0.1", worker.port)
+            writer.write(head)
+            await writer.drain()
+            await asyncio.sleep(0.3)  # the view is reading the body when the bad chunk comes
+            writer.write(chunks)
+            answer = await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 400 "), (chunks, answer)
+            assert b"chunked framing" in answer, answer
+        assert "Traceback" not in worker.tail(1_000_000)
+        assert await read_topic(services.kafka_bootstrap, worker.settings.events_topic) == []
+
+
+async def test_without_a_token_only_a_host_naming_this_machine_is_served(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    """DNS rebinding: a page on attacker.example whose name resolves to the bound address."""
+    bound = "127.0.0.2"  # any of 127.0.0.0/8 is loopback; this one proves the bind address counts
+    worker = make_worker(worker_factory, services, tmp_path, web_host=bound)
+    worker.start()
+    port = worker.port
+    refused = ["attacker.example", f"attacker.example:{port}", f"127.0.0.1.attacker.example:{port}"]
+    refused += [f"localhost.attacker.example:{port}", f"127.0.0.3:{port}", f"[::2]:{port}", ""]
+    refused += [f"localhost:{port}x", "localhost:", "[::1", f"[::1]x:{port}", f"{bound}:{port}:1"]
+    allowed = ["localhost", f"localhost:{port}", f"LocalHost:{port}", "127.0.0.1", "[::1]"]
+    allowed += [f"127.0.0.1:{port}", f"[::1]:{port}", bound, f"{bound}:{port}"]
+    for path in GUARDED:
+        for name in refused:
+            status, body = await _raw(worker, _guarded(path, f"Host: {name}".encode()), bound)
+            assert status == 403, (path, name, status, body)
+            assert "Host" in body["error"]
+        for name in allowed:
+            status, body = await _raw(worker, _guarded(path, f"Host: {name}".encode()), bound)
+            assert status in (200, 404, 422), (path, name, status, body)  # past the check
+    # Probes and scrapers reach the health checks and the metrics by any name.
+    for path in ("/livez", "/readyz", "/metrics"):
+        status, _ = await _raw(worker, _guarded(path, b"Host: attacker.example"), bound)
+        assert status in ((200, 503) if path == "/readyz" else (200,)), (path, status)
