@@ -54,9 +54,10 @@ def test_the_documented_signature_check_accepts_the_sinks_signature() -> None:
     scope: dict[str, object] = {}
     exec(re.findall(r"```python\n(.*?)```", text, re.S)[0], scope)
     verify = scope["verify_signature"]
-    body, now = b'{"alert_id": "a-1"}', 1_760_000_000
-    header = signature("k", now, "a-1", body)
-    assert verify("k", str(now), "a-1", body, header, now=now)  # type: ignore[operator]
-    assert not verify("k", str(now), "a-1", body + b" ", header, now=now)  # type: ignore[operator]
-    assert not verify("k", str(now), "a-2", body, header, now=now)  # type: ignore[operator]
-    assert not verify("k", str(now), "a-1", body, header, now=now + 301)  # type: ignore[operator]
+    alert_id = "a1" * 20  # the 40 hex digits of a real alert id
+    body, now = b'{"alert_id": "%s"}' % alert_id.encode(), 1_760_000_000
+    header = signature("k", now, alert_id, body)
+    assert verify("k", str(now), alert_id, body, header, now=now)  # type: ignore[operator]
+    assert not verify("k", str(now), alert_id, body + b" ", header, now=now)  # type: ignore[operator]
+    assert not verify("k", str(now), "b2" * 20, body, header, now=now)  # type: ignore[operator]
+    assert not verify("k", str(now), alert_id, body, header, now=now + 301)  # type: ignore[operator]

@@ -106,6 +106,13 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     pipeline = Pipeline(settings, model, store, send_dead_letter, metrics, health)
     relay = Relay(store, send_alert, metrics, backoff, health)
 
+    if settings.webhook_url_list:
+
+        @app.service
+        class Webhooks(WebhookSink):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(settings, redis_client, metrics=metrics, **kwargs)
+
     started: list[EventsConsumer] = []
 
     @app.service
@@ -129,13 +136,6 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         )
 
     api.install(app, settings, model, store, send_event, owned_partitions, metrics, health)
-
-    if settings.webhook_url_list:
-
-        @app.service
-        class Webhooks(WebhookSink):
-            def __init__(self, **kwargs: Any) -> None:
-                super().__init__(settings, redis_client, metrics=metrics, **kwargs)
 
     if settings.sweep_interval_seconds > 0:
         sweeper = Sweeper(store, pipeline, relay, backoff)

@@ -41,8 +41,7 @@ def outbox_index_key(namespace: str, partition: int) -> str:
 
 def delivered_key(url: str, alert_id: str) -> str:
     """Set once the webhook sink delivered an alert to a URL: it is not sent there again."""
-    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return f"{KEY_PREFIX}:{{hook:{digest}}}:{alert_id}"
+    return f"{KEY_PREFIX}:{{hook:{hook_digest(url)}}}:{alert_id}"
 
 
 def hook_digest(url: str) -> str:
@@ -51,5 +50,5 @@ def hook_digest(url: str) -> str:
 
 
 def hook_failed_key(url: str) -> str:
-    """The latest alerts a URL refused for good (a 4xx), newest first: JSON records, capped."""
+    """The latest alerts a URL refused for good, newest first: capped JSON records, no URL."""
     return f"{KEY_PREFIX}:{{hook:{hook_digest(url)}}}:failed"

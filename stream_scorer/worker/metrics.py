@@ -107,7 +107,7 @@ class Metrics:
         )
         self.webhook_deliveries = Counter(
             "scorer_webhook_deliveries",
-            "Webhook deliveries by outcome (delivered, failed: refused for good).",
+            "Webhook deliveries: delivered, failed (refused for good), skipped (not an alert).",
             ["outcome"],
             registry=r,
         )
