@@ -26,6 +26,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -150,11 +151,10 @@ async def pipeline_only(
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings, log: Path) -> Iterator[object]:
-    env = {
-        **os.environ,
-        **{f"SCORER_{k.upper()}": str(v) for k, v in settings.model_dump(mode="json").items()},
-    }
+def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    # Unset settings stay unset (str(None) would be a value, "None"), and there are no secrets.
+    values = settings.model_dump(mode="json", exclude_none=True)
+    env = {**os.environ, **{f"SCORER_{k.upper()}": str(v) for k, v in values.items()}}
     proc = devservices.spawn([sys.executable, "-m", "stream_scorer", "worker"], log, env=env)
     try:
         yield proc
@@ -183,14 +183,20 @@ def _ready(log: Path) -> bool:
     return log.exists() and "Worker]: Ready" in log.read_text(errors="replace")
 
 
-async def _wait_ready(log: Path) -> None:
-    while not _ready(log):  # noqa: ASYNC110 - polling a child's log file
+def _exited(log: Path, proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        raise RuntimeError(f"the worker exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+
+
+async def _wait_ready(log: Path, proc: subprocess.Popen[bytes]) -> None:
+    while not _ready(log):
+        _exited(log, proc)  # a worker that cannot start is an error, not a wait
         await asyncio.sleep(0.05)
 
 
 async def worker_rate(settings: Settings, total: int, log: Path) -> float:
-    with worker_process(settings, log):
-        await _wait_ready(log)
+    with worker_process(settings, log) as proc:
+        await _wait_ready(log, proc)
         start = time.perf_counter()
         while not await committed_all(  # noqa: ASYNC110 - polling Kafka
             settings.kafka_bootstrap_servers,
@@ -224,8 +230,8 @@ async def latency(
         )
     ]
     keys = [json.loads(v)["contact_id"].encode() for v in background]
-    with worker_process(settings, log):
-        await _wait_ready(log)
+    with worker_process(settings, log) as proc:
+        await _wait_ready(log, proc)
         consumer = AIOKafkaConsumer(
             settings.alerts_topic,
             bootstrap_servers=settings.kafka_bootstrap_servers,
