@@ -295,8 +295,9 @@ def test_mutated_shipped_models_load_or_say_why_and_score_without_raising(
 ) -> None:
     text = write_document(doc)
     note(text)
-    model = parsed(text)
+    model = parsed(text)  # a model, or a ModelError naming only foreseen problems
     hypothesis_event("loaded" if model is not None else "refused")
+    assert (parsed(text) is None) == (model is None), "loading the same text decided twice"
     if model is not None:
         scores_without_raising(model, data.draw(events_for(model)))
 
