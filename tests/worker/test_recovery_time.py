@@ -64,6 +64,9 @@ class Ticker:
         self.contacts = contact_per_partition(settings.topic_partitions)
         self.sent: dict[str, dict[str, float]] = {cid: {} for cid in self.contacts.values()}
         self.worst = 0.0
+        # Loops end when told, between two awaits: cancelling a Kafka send or a
+        # Redis read half way can hang, or leave the connection unusable.
+        self.stopping = False
 
     def event(self, cid: str) -> Event:
         return Event(
@@ -74,7 +77,7 @@ class Ticker:
         )
 
     async def send(self, producer: AIOKafkaProducer) -> None:
-        while True:
+        while not self.stopping:
             for cid in self.contacts.values():
                 event = self.event(cid)
                 await producer.send_and_wait(
@@ -84,7 +87,7 @@ class Ticker:
             await asyncio.sleep(self.interval)
 
     async def watch(self) -> None:
-        while True:
+        while not self.stopping:
             now = time.monotonic()
             for cid, sent in self.sent.items():
                 state = await self.store.read_state(cid)
@@ -118,9 +121,8 @@ async def ticking(ticker: Ticker) -> AsyncIterator[Ticker]:
     try:
         yield ticker
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+        ticker.stopping = True
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
         await asyncio.wait_for(producer.stop(), 15)
 
 
