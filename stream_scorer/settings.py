@@ -99,6 +99,22 @@ class Settings(BaseSettings):
         default="stream-scorer",
         description="Faust app id; also the Kafka consumer group id.",
     )
+    instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description=(
+            "Stable name of this worker (a StatefulSet pod name): static group membership, "
+            "so a restarted worker gets its partitions back without a rebalance."
+        ),
+    )
+    kafka_session_timeout_seconds: float = Field(
+        default=10,
+        ge=6,
+        le=300,
+        description="Seconds Kafka waits for a silent worker before its partitions go to others.",
+    )
     web_port: int = Field(default=6066, ge=1, le=65535, description="Worker web server port.")
     web_host: str = Field(default="127.0.0.1", description="Worker web server bind address.")
     web_allow_no_token: bool = Field(
@@ -265,6 +281,22 @@ class Settings(BaseSettings):
     def kafka_url(self) -> str:
         """Faust's broker URL form of the bootstrap list."""
         return ";".join(f"kafka://{s}" for s in self.kafka_bootstrap_servers.split(","))
+
+    def group_membership(self, group: str) -> dict[str, Any]:
+        """The session, heartbeat and static membership of an aiokafka consumer in ``group``.
+
+        The heartbeat is a third of the session (at most 3 s), as Kafka advises.
+        With :attr:`instance_id`, the member's id is ``<instance id>.<group>``:
+        one per group the worker joins.
+        """
+        session_ms = int(self.kafka_session_timeout_seconds * 1000)
+        return {
+            "session_timeout_ms": session_ms,
+            "heartbeat_interval_ms": min(3000, session_ms // 3),
+            "group_instance_id": None
+            if self.instance_id is None
+            else f"{self.instance_id}.{group}",
+        }
 
     @property
     def contact_ttl_seconds(self) -> int:

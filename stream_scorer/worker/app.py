@@ -20,6 +20,7 @@ sink (:mod:`.webhooks`) when URLs are configured.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, cast
@@ -48,9 +49,24 @@ LAG_INTERVAL_SECONDS = 5.0
 RECOVERY_INTERVAL_SECONDS = 60.0
 
 
+def faust_instance_id(settings: Settings) -> str | None:
+    """Faust's own group membership: static with ``SCORER_INSTANCE_ID``, per web address.
+
+    Faust's assignor refuses an assignment made for another web address, and a
+    static member restarting gets its cached one: so the address is part of the
+    id. A worker back at the same address rejoins at once; at another one it is
+    a new member (the old one leaves after the session timeout).
+    """
+    if settings.instance_id is None:
+        return None
+    address = re.sub(r"[^A-Za-z0-9._-]", "_", f"{settings.web_host}-{settings.web_port}")
+    return f"{settings.instance_id}.{settings.app_id}-faust.{address}"
+
+
 def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.App:
     """Build the worker app; no connection is opened until the worker starts."""
     model = model if model is not None else load_model(settings.model_path)
+    membership = settings.group_membership(f"{settings.app_id}-faust")
     app = faust.App(
         # Faust's own group reads only its assignor-leader topic; the events
         # consumer's group is app_id.
@@ -75,6 +91,11 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # A dead worker leaves Faust's own group after this, not after Faust's default
+        # minute; the events consumer starts only once this group is joined.
+        broker_session_timeout=membership["session_timeout_ms"] / 1000,
+        broker_heartbeat_interval=membership["heartbeat_interval_ms"] / 1000,
+        consumer_group_instance_id=faust_instance_id(settings),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)

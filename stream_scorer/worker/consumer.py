@@ -119,6 +119,7 @@ class EventsConsumer(Service):
             auto_offset_reset="earliest",
             max_poll_records=self.settings.batch_max_events,
             fetch_max_wait_ms=int(min(self.settings.batch_max_wait, 0.5) * 1000),
+            **self.settings.group_membership(self.group),
         )
         await self.consumer.start()
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))

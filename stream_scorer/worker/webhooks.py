@@ -303,6 +303,7 @@ class _Hook(ConsumerRebalanceListener):  # type: ignore[misc]
             group_id=self.group,
             client_id=self.group,
             enable_auto_commit=False,
+            **self.sink.settings.group_membership(self.group),
             **kwargs,
         )
 

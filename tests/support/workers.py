@@ -41,9 +41,13 @@ class Worker:
     procs: list[devservices.subprocess.Popen[bytes]] = field(default_factory=list)
     port: int = 0
 
-    def start(self, timeout: float = 90.0) -> devservices.subprocess.Popen[bytes]:
+    def start(
+        self, timeout: float = 90.0, same_port: bool = False
+    ) -> devservices.subprocess.Popen[bytes]:
+        """Start a worker process; ``same_port`` keeps the last one's (a restarted pod)."""
         start = self.log.stat().st_size if self.log.exists() else 0
-        self.port = devservices.free_port()  # one per process; the last started is here
+        if not (same_port and self.port):
+            self.port = devservices.free_port()  # one per process; the last started is here
         env = {**self.env, "SCORER_WEB_PORT": str(self.port)}
         proc = devservices.spawn(
             [sys.executable, "-m", "stream_scorer", "worker"], self.log, env=env
