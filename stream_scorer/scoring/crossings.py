@@ -1,30 +1,24 @@
-"""Crossings and their alerts: a tier crossed, its deterministic id, its published payload.
+"""Crossings and their alerts: a tier crossed, its alert's payload and content-derived id.
 
-An alert id is a hash of what makes a crossing unique (contact, score, tier,
-direction and its cause: the event id, or ``expired@<ms>`` for a fall caused
-by expiring points), so a replay or a retry produces the same id and
-consumers dedupe on it. The payload is built only from the crossing, so the
+An alert's id is a hash of everything the alert says: the crossing (contact,
+score, tier, direction, cause, values, time, reasons) and the model's name
+and version. A retry or a replay makes the same crossing, so the same id,
+which consumers dedupe on; and one id is never published with two contents,
+whatever the order events were applied in, the number of workers or the
+replays. The payload is built only from the crossing and the model, so the
 same crossing always serialises to the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from stream_scorer.alerts import Alert, AlertReason
 from stream_scorer.scoring.model import ScoringModel
 from stream_scorer.scoring.state import Award
 from stream_scorer.times import from_epoch_ms
-
-#: ASCII unit separator: cannot appear in ids that pass validation.
-SEPARATOR = "\x1f"
-
-
-def alert_id(contact_id: str, score: str, tier: str, direction: str, cause: str) -> str:
-    """Deterministic id of one crossing."""
-    raw = SEPARATOR.join((contact_id, score, tier, direction, cause))
-    return hashlib.sha1(raw.encode()).hexdigest()  # an id, not a secret
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -72,18 +66,37 @@ class Crossing:
         put(self, "reasons", reasons)
 
     @property
-    def alert_id(self) -> str:
-        return alert_id(self.contact_id, self.score, self.tier, self.direction, self.cause)
-
-    @property
     def event_id(self) -> str | None:
         return None if self.cause.startswith("expired@") else self.cause
+
+
+def alert_id(crossing: Crossing, model: ScoringModel) -> str:
+    """Deterministic id of the alert ``crossing`` makes: a hash of all the alert says."""
+    parts = [
+        crossing.contact_id,
+        crossing.score,
+        crossing.tier,
+        crossing.direction,
+        crossing.cause,
+        str(crossing.value),
+        str(crossing.previous),
+        str(crossing.threshold),
+        str(crossing.at),
+        str(crossing.display),
+        model.name,
+        str(model.version),
+    ]
+    for award in crossing.reasons:
+        expires = "" if award.expires_at is None else str(award.expires_at)
+        parts.extend((award.rule, str(award.points), award.event_id, str(award.at), expires))
+    # A JSON list: unambiguous whatever the names hold.
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()  # an id, not a secret
 
 
 def alert_payload(crossing: Crossing, model: ScoringModel) -> bytes:
     """The JSON published to the alerts topic for one crossing."""
     alert = Alert(
-        alert_id=crossing.alert_id,
+        alert_id=alert_id(crossing, model),
         contact_id=crossing.contact_id,
         score=crossing.score,
         tier=crossing.tier,

@@ -17,6 +17,7 @@ from stream_scorer.events import Event, decode_event
 from stream_scorer.review.backtest import backtest_file, read_history, run_backtest, score_row
 from stream_scorer.scoring import (
     advance_in_place,
+    alert_id,
     alert_payload,
     explain,
     load_model,
@@ -108,7 +109,9 @@ def test_a_backtest_is_the_engine_replay_as_of_the_last_event(tmp_path: Path) ->
         assert score_row(contact, result.states[contact], MODEL, last) == score_row(
             contact, state, MODEL, last
         )
-    assert sorted(c.alert_id for c in result.crossings) == sorted(c.alert_id for c in crossings)
+    assert sorted(alert_id(c, MODEL) for c in result.crossings) == sorted(
+        alert_id(c, MODEL) for c in crossings
+    )
 
 
 def test_as_of_ignores_later_events_and_counts_expiry_up_to_it() -> None:

@@ -7,8 +7,8 @@ comments, never by asking the engine.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from stream_scorer.scoring import (
     Effects,
     Refusal,
     advance,
+    alert_id,
     apply,
     apply_in_place,
     award_record,
@@ -59,10 +60,6 @@ def moves(effects: Effects) -> list[tuple[str, str, int, int]]:
 
 def refusals(effects: Effects) -> list[tuple[str, str]]:
     return [(r.rule, r.reason) for r in effects.refused]
-
-
-def sha1_id(*parts: str) -> str:
-    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
 
 
 # --- the value: live awards, category clamps, range clamp --------------------------------------
@@ -205,7 +202,9 @@ def test_advance_crosses_down_with_an_expiry_cause_and_stable_alert_id() -> None
         assert down.cause == f"expired@{expiry}"
         assert down.at == expiry
         assert down.event_id is None
-        assert down.alert_id == sha1_id("c1", "s", "hot", "down", f"expired@{expiry}")
+    # however late the worker checks, the same crossing: the same alert and id
+    assert eff1.crossings == eff2.crossings
+    assert alert_id(eff1.crossings[0], EXPIRY) == alert_id(eff2.crossings[0], EXPIRY)
     assert at_once.swept == expiry  # advance() expires; the event clock stays
     assert much_later.swept == expiry + 40 * DAY
     assert at_once.values["s"] == much_later.values["s"] == 0
@@ -935,7 +934,6 @@ def test_crossing_reasons_are_the_largest_live_awards() -> None:
         ("big", "b1"),
         ("big", "b2"),
     ]
-    assert up.alert_id == sha1_id("c1", "s", "mql", "up", "u2")
 
 
 # --- replay ------------------------------------------------------------------------------------
@@ -987,12 +985,21 @@ def test_replay_of_nothing() -> None:
 
 def test_crossing_alert_id_and_event_id() -> None:
     up = Crossing("c9", "fit", "hot", "up", 12, 4, 10, "ev-5", T0_MS, 12)
-    assert up.alert_id == sha1_id("c9", "fit", "hot", "up", "ev-5")
+    assert re.fullmatch(r"[0-9a-f]{40}", alert_id(up, EXPIRY))
+    assert alert_id(up, EXPIRY) == alert_id(
+        Crossing("c9", "fit", "hot", "up", 12, 4, 10, "ev-5", T0_MS, 12), EXPIRY
+    )
     assert up.event_id == "ev-5"
     down = Crossing("c9", "fit", "hot", "down", 4, 12, 10, f"expired@{T0_MS}", T0_MS, 4)
     assert down.event_id is None
-    assert down.alert_id == sha1_id("c9", "fit", "hot", "down", f"expired@{T0_MS}")
-    assert down.alert_id != up.alert_id
+    assert alert_id(down, EXPIRY) != alert_id(up, EXPIRY)
+    # the same cause with another value (events applied in another order): another alert
+    other = Crossing("c9", "fit", "hot", "up", 13, 4, 10, "ev-5", T0_MS, 13)
+    assert alert_id(other, EXPIRY) != alert_id(up, EXPIRY)
+    assert alert_id(up, STEPS) == alert_id(up, EXPIRY), "the same name and version: same alert"
+    text = "name: engine-test\nscores: {fit: {thresholds: [{name: hot, at: 10}]}}\n"
+    version_2 = parse_model("version: 2\n" + text)
+    assert alert_id(up, version_2) != alert_id(up, EXPIRY), "another model version, another alert"
 
 
 def test_round_trip_equal_after_award_withdrawn_and_expired() -> None:

@@ -21,7 +21,15 @@ from typer.testing import CliRunner
 from stream_scorer.cli import cli
 from stream_scorer.errors import ModelError
 from stream_scorer.events import Event
-from stream_scorer.scoring import ContactState, Effects, advance, alert_payload, apply, explain
+from stream_scorer.scoring import (
+    ContactState,
+    Effects,
+    advance,
+    alert_id,
+    alert_payload,
+    apply,
+    explain,
+)
 from stream_scorer.scoring.model import ScoringModel, load_model, parse_duration, parse_model
 from stream_scorer.times import epoch_ms
 
@@ -1140,12 +1148,12 @@ def test_expiry_and_time_stable_causes() -> None:
     ids = []
     for minute in range(0, 2 * 24 * 60, 7):
         often, effects = advance(often, T0_MS + minute * 60_000, model, "c1")
-        ids += [c.alert_id for c in effects.crossings]
-    assert ids == [c.alert_id for c in once.crossings]
+        ids += [alert_id(c, model) for c in effects.crossings]
+    assert ids == [alert_id(c, model) for c in once.crossings]
 
     _, (by_event,) = feed(model, [ev("later", "y", 30 * DAY)], state)
     assert [(c.tier, c.cause) for c in by_event.crossings] == expected
-    assert [c.alert_id for c in by_event.crossings] == ids
+    assert [alert_id(c, model) for c in by_event.crossings] == ids
 
 
 # =========================================================================================

@@ -23,7 +23,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import BusyLoadingError
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import ContactState, ScoringModel, alert_payload, load_model, replay
+from stream_scorer.scoring import (
+    ContactState,
+    ScoringModel,
+    alert_id,
+    alert_payload,
+    load_model,
+    replay,
+)
 from stream_scorer.worker.keys import progress_key
 from stream_scorer.worker.store import RedisStore
 
@@ -79,14 +86,14 @@ async def check_exact(
     states, crossings = replay(known(events, model), model)
     store = RedisStore(redis_client, model, ttl_seconds=3600)
     await wait_for_states(store, states)
-    want = {c.alert_id: alert_payload(c, model) for c in crossings}
+    want = {alert_id(c, model): alert_payload(c, model) for c in crossings}
     records = await wait_for_alerts(services, worker.settings.alerts_topic, want)
     got = {json.loads(v)["alert_id"]: v for v in records}
     assert set(got) == set(want), (
         f"missing {len(set(want) - set(got))}, extra {len(set(got) - set(want))}"
     )
-    for alert_id, payload in got.items():
-        assert payload == want[alert_id]
+    for made, payload in got.items():
+        assert payload == want[made]
     return records
 
 
@@ -95,7 +102,7 @@ def alert_ids(records: list[bytes]) -> set[str]:
 
 
 def engine_alert_ids(events: list[Event], model: ScoringModel) -> set[str]:
-    return {c.alert_id for c in replay(known(events, model), model)[1]}
+    return {alert_id(c, model) for c in replay(known(events, model), model)[1]}
 
 
 async def wait_until_some_progress(redis_client: aioredis.Redis, contacts: int) -> None:

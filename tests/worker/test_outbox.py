@@ -27,7 +27,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import advance_in_place, load_model, replay
+from stream_scorer.scoring import advance_in_place, alert_id, load_model, replay
 from stream_scorer.settings import Settings
 from stream_scorer.times import epoch_ms, from_epoch_ms, now_ms
 from stream_scorer.worker import pipeline as pipeline_module
@@ -169,7 +169,7 @@ async def test_a_failed_batch_keeps_the_written_contacts_alerts_and_events(
     want = [c for c in crossings if c.contact_id in written]
     assert want, "the written half must have crossed"
     assert sorted(json.loads(a.payload)["alert_id"] for a in pending) == sorted(
-        c.alert_id for c in want
+        alert_id(c, MODEL) for c in want
     )
     # Only the contacts not written are dead-lettered.
     lost = [e for e in events if e.contact_id not in written]
@@ -264,7 +264,7 @@ async def test_kill_9_between_write_and_relay_of_an_event_crossing(
     store.namespace = worker.settings.events_topic
     events = known(make_stream(MODEL, 30, 600, seed=21))
     _, crossings = replay(events, MODEL)
-    want = {c.alert_id for c in crossings}
+    want = {alert_id(c, MODEL) for c in crossings}
     assert want
     await stage_crash(worker, store, events)
     worker.start()  # replays the events (duplicates now) and finds the outboxes
@@ -314,7 +314,7 @@ async def test_kill_9_between_write_and_relay_of_a_sweep_crossing(
     assert sweep_ids, "the sweep must cross"
     # kill -9 here: the sweep's alerts are in outboxes, and their contacts are no longer due.
     worker.start()
-    want = {c.alert_id for c in crossings} | sweep_ids
+    want = {alert_id(c, MODEL) for c in crossings} | sweep_ids
     ids = await settled(settings, redis_client, {e.contact_id for e in events}, want)
     assert set(ids) == want
     assert max(ids.values()) == 1, "an alert was published twice"
@@ -484,7 +484,7 @@ async def test_a_worker_dying_between_the_write_and_the_relay_of_event_crossings
     settings = worker.settings
     events = known(make_stream(MODEL, 30, 600, seed=23))
     _, crossings = replay(events, MODEL)
-    want = {c.alert_id for c in crossings}
+    want = {alert_id(c, MODEL) for c in crossings}
     assert want
     await ensure_topics(settings)
     await set_max_message_bytes(settings, settings.alerts_topic, REFUSE)
@@ -517,7 +517,7 @@ async def test_kill_9_while_a_sweep_crossing_waits_for_its_relay(
     settings = worker.settings
     events, cid = expiring_soon(seed=22, lead_ms=30_000)
     _, crossings = replay(events, MODEL)
-    event_ids = {c.alert_id for c in crossings}
+    event_ids = {alert_id(c, MODEL) for c in crossings}
     assert event_ids
     first = worker.start()
     await produce(settings, encoded(events))

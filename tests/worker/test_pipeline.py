@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import alert_payload, load_model, replay
+from stream_scorer.scoring import alert_id, alert_payload, load_model, replay
 from stream_scorer.worker.store import RedisStore
 
 from ..support.scenario import make_stream
@@ -56,13 +56,13 @@ async def test_thousand_events_exact_scores_and_alerts(
         assert got[cid].to_json() == state.to_json(), cid
 
     records = await read_topic(services.kafka_bootstrap, worker.settings.alerts_topic)
-    want = {c.alert_id: alert_payload(c, model) for c in expected_crossings}
+    want = {alert_id(c, model): alert_payload(c, model) for c in expected_crossings}
     got_alerts = {json.loads(v)["alert_id"]: v for _, v, _ in records}
     assert len(records) == len(got_alerts), "an alert was published twice"
     assert sorted(got_alerts) == sorted(want), "alerts differ from the engine"
     for key, value, _ in records:
-        alert_id = json.loads(value)["alert_id"]
-        assert value == want[alert_id]
+        published = json.loads(value)["alert_id"]
+        assert value == want[published]
         assert key == json.loads(value)["contact_id"].encode()
 
     dead = await read_topic(services.kafka_bootstrap, worker.settings.dlq_topic)

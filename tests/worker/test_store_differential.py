@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import ScoringModel, alert_payload, load_model, replay
+from stream_scorer.scoring import ScoringModel, alert_id, alert_payload, load_model, replay
 from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.store import RedisStore
 
@@ -135,7 +135,7 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
             assert got is not None
             assert got.to_json() == state.to_json(), cid
             assert got.values == state.values, cid
-        want = {c.alert_id: json.loads(alert_payload(c, model)) for c in crossings}
+        want = {alert_id(c, model): json.loads(alert_payload(c, model)) for c in crossings}
         got_ids = {a["alert_id"] for a in relayed}
         assert got_ids == set(want)
         for alert in relayed:
@@ -144,7 +144,7 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
         for cid in states:
             order = [a["alert_id"] for a in relayed if a["contact_id"] == cid]
             deduped = list(dict.fromkeys(order))
-            assert deduped == [c.alert_id for c in crossings if c.contact_id == cid]
+            assert deduped == [alert_id(c, model) for c in crossings if c.contact_id == cid]
         # A replay of everything changes nothing and records no new alert.
         again = await pipeline_on(store).apply(events)
         assert again.pending == []

@@ -135,10 +135,11 @@ def test_both_compare_in_constant_time() -> None:
 
 
 def test_the_sink_takes_exactly_the_ids_the_scorer_makes(verify: Verify) -> None:
-    from stream_scorer.scoring.crossings import alert_id
+    from stream_scorer.scoring import Crossing, alert_id, load_model
     from stream_scorer.worker.webhooks import is_alert_id
 
-    made = alert_id("c-1", "engagement", "mql", "up", "e-1")
+    crossing = Crossing("c-1", "engagement", "mql", "up", 61, 55, 60, "e-1", 0, 61)
+    made = alert_id(crossing, load_model(ROOT / "config" / "scoring.yaml"))
     assert re.fullmatch(r"[0-9a-f]{40}", made)
     assert is_alert_id(made)
     assert not is_alert_id(made.upper())
