@@ -1,8 +1,9 @@
 """The alert wire format: what sales tools receive on the alerts topic.
 
-An alert is one threshold crossing. Its ``alert_id`` is derived from what
-makes the crossing unique (:mod:`stream_scorer.scoring.crossings`), so a
-replay or a retry publishes the same id and consumers dedupe on it.
+An alert is one threshold crossing. Its ``alert_id`` is a hash of
+everything else the alert says (:mod:`stream_scorer.scoring.crossings`), so
+a replay or a retry publishes the same id, consumers dedupe on it, and an
+id never comes with two contents.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Alert(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    alert_id: str = Field(description="Deterministic id: dedupe on it.")
+    alert_id: str = Field(description="A hash of everything else the alert says: dedupe on it.")
     contact_id: str
     score: str = Field(description="The named score that crossed.")
     tier: str = Field(description="The threshold's name, e.g. mql.")

@@ -133,6 +133,15 @@ class Settings(BaseSettings):
     batch_max_wait: float = Field(
         default=0.2, gt=0, le=60, description="Seconds to wait for a batch to fill."
     )
+    reorder_grace_ms: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description=(
+            "Milliseconds to gather events before applying them, each contact's in event-time "
+            "order (0: applied as they arrive)."
+        ),
+    )
     contact_ttl_days: float = Field(
         default=180, gt=0, description="Days an idle contact's keys live in Redis."
     )
@@ -285,14 +294,16 @@ class Settings(BaseSettings):
     def group_membership(self, group: str) -> dict[str, Any]:
         """The session, heartbeat and static membership of an aiokafka consumer in ``group``.
 
-        The heartbeat is a third of the session (at most 3 s), as Kafka advises.
+        The heartbeat is at most a third of the session, as Kafka advises, and at
+        most 1 s: members learn that a rebalance began at their next heartbeat,
+        so it bounds how long a handover waits for them.
         With :attr:`instance_id`, the member's id is ``<instance id>.<group>``:
         one per group the worker joins.
         """
         session_ms = int(self.kafka_session_timeout_seconds * 1000)
         return {
             "session_timeout_ms": session_ms,
-            "heartbeat_interval_ms": min(3000, session_ms // 3),
+            "heartbeat_interval_ms": min(1000, session_ms // 3),
             "group_instance_id": None
             if self.instance_id is None
             else f"{self.instance_id}.{group}",

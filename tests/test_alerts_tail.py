@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.scoring import load_model, replay
+from stream_scorer.scoring import alert_id, load_model, replay
 
 from .support.scenario import make_stream
 from .support.services import Services
@@ -62,7 +62,7 @@ async def test_alerts_tail_prints_every_alert_as_json_and_as_text(
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0, "Ctrl-C stops the tail cleanly"
     alerts = [json.loads(line) for line in json_lines]
-    assert {a["alert_id"] for a in alerts} == {c.alert_id for c in crossings}
+    assert {a["alert_id"] for a in alerts} == {alert_id(c, MODEL) for c in crossings}
     first = crossings[0]
     arrow = "▲" if first.direction == "up" else "▼"
     assert any(

@@ -397,3 +397,38 @@ def test_credentials_in_a_bootstrap_address_are_refused_unprinted(
     message = config_error(monkeypatch, "SCORER_KAFKA_BOOTSTRAP_SERVERS", "user:pw-0123@kafka:9092")
     assert "SCORER_KAFKA_BOOTSTRAP_SERVERS" in message
     assert "pw-0123" not in message
+
+
+@given(
+    st.floats(min_value=6, max_value=300, allow_nan=False),
+    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True)),
+)
+def test_every_group_gets_the_session_a_fast_heartbeat_and_its_own_static_id(
+    session: float, instance: str | None
+) -> None:
+    made = Settings(kafka_session_timeout_seconds=session, instance_id=instance)
+    events, faust = made.group_membership("g"), made.group_membership("g-faust")
+    assert events["session_timeout_ms"] == int(session * 1000)
+    # Kafka wants at most a third of the session; at most 1 s, so a handover is quick.
+    assert events["heartbeat_interval_ms"] <= min(1000, events["session_timeout_ms"] / 3)
+    assert events["heartbeat_interval_ms"] >= 500
+    if instance is None:
+        assert events["group_instance_id"] is None
+    else:  # one static member id per group the worker joins
+        assert events["group_instance_id"] == f"{instance}.g"
+        assert faust["group_instance_id"] != events["group_instance_id"]
+
+
+@pytest.mark.parametrize("bad", ["a b", "", "x/y", "é"])
+def test_an_instance_id_kafka_would_refuse_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(instance_id=bad)
+
+
+@pytest.mark.parametrize(("grace", "ok"), [(0, True), (10_000, True), (-1, False), (10_001, False)])
+def test_the_reordering_grace_is_bounded(grace: int, ok: bool) -> None:
+    if ok:
+        assert Settings(reorder_grace_ms=grace).reorder_grace_ms == grace
+    else:
+        with pytest.raises(ValidationError):
+            Settings(reorder_grace_ms=grace)

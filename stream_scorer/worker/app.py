@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -122,9 +123,16 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     ) -> Any:
         return await dlq_topic.send(key=key, value=value, headers=headers, force=True)
 
+    async def send_forward(
+        key: bytes, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> Any:
+        # No partition given: Kafka's default partitioner on the producer's own
+        # metadata picks the contact's home.
+        return await events_topic.send(key=key, value=value, headers=list(headers), force=True)
+
     backoff = settings.redis_retry_max_backoff
     health = Health(settings.stall_seconds, metrics)
-    pipeline = Pipeline(settings, model, store, send_dead_letter, metrics, health)
+    pipeline = Pipeline(settings, model, store, send_dead_letter, metrics, health, send_forward)
     relay = Relay(store, send_alert, metrics, backoff, health)
 
     if settings.webhook_url_list:

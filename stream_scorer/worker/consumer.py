@@ -30,6 +30,7 @@ any other error stops the worker with a critical log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -47,12 +48,15 @@ from mode import Service
 from stream_scorer.settings import Settings
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
-from stream_scorer.worker.pipeline import Message, Pipeline
+from stream_scorer.worker.pipeline import Decoded, Message, Pipeline
 from stream_scorer.worker.relay import Hold, Relay
 from stream_scorer.worker.retry import retry
 from stream_scorer.worker.store import PendingAlert, RedisStore
 
 log = logging.getLogger(__name__)
+
+#: With a reordering grace, at most this many batches are gathered and applied together.
+REORDER_MAX_BATCHES = 20
 
 
 class EventsConsumer(Service):
@@ -103,6 +107,16 @@ class EventsConsumer(Service):
         self._lag_reported: set[int] = set()
         # Health's token while asking Kafka for the partitions' ends fails.
         self._lag_failing: int | None = None
+        # Events forwarded to their home partition since the last log line about it.
+        self._forwarded_unlogged = 0
+        self._forward_log_at = 0.0
+        # Set while a rebalance is under way: gathering for the reordering grace
+        # stops, since Kafka returns no records until the group has settled, and the
+        # revocation waits for the batch being gathered.
+        self._rebalancing = asyncio.Event()
+        # An error of a batch's relay or forwards met while partitions were revoked
+        # (the rebalance listener cannot stop the worker): the loop raises it.
+        self._failure: BaseException | None = None
 
     def owned(self) -> list[int]:
         """Partitions of the events topic this worker owns now."""
@@ -153,6 +167,8 @@ class EventsConsumer(Service):
         assert self.consumer is not None
         wait_ms = int(self.settings.batch_max_wait * 1000)
         while not self.should_stop:
+            if self._failure is not None:
+                raise self._failure
             if self._finishing is not None and self._finishing.done():
                 await (
                     self.finished()
@@ -171,25 +187,120 @@ class EventsConsumer(Service):
             batch = self._above_floor(batch)
             if not batch:
                 continue
-            for tp, records in batch.items():  # for the lag gauge, should this batch stall
-                self._positions.setdefault(tp, records[0].offset)
             async with self._batch_lock:
-                messages: list[Message] = [
-                    (r.key, r.value, r.topic, r.partition, r.offset, r.headers)
-                    for records in batch.values()
-                    for r in records
-                ]
-                pending = await self.pipeline.run(messages)
+                decoded, forwards, positions = self._take(batch)
+                in_event_time = self.settings.reorder_grace_ms > 0
+                try:
+                    if in_event_time:
+                        await self._gather_more(decoded, forwards, positions, len(decoded))
+                    pending = await self.pipeline.score(decoded, in_event_time=in_event_time)
+                except BaseException:
+                    for forwarding in forwards:  # the worker stops: nothing waits for them
+                        forwarding.cancel()
+                    raise
                 hold = self.relay.hold(pending)  # not the recovery's, even while it waits
-                positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 self._positions.update(positions)
                 self._measure_lag(positions)
                 self._supersede(positions)
                 # One batch finishes at a time, in order; an error surfaces here.
                 await self.finished()
-                finishing = asyncio.ensure_future(self._finish(pending, positions, hold))
+                finishing = asyncio.ensure_future(self._finish(pending, positions, hold, forwards))
                 finishing.add_done_callback(hold.release)  # also if cancelled unstarted
                 self._finishing = finishing
+
+    def _take(
+        self, batch: dict[TopicPartition, list[Any]]
+    ) -> tuple[Decoded, list[asyncio.Task[None]], dict[TopicPartition, int]]:
+        """Decode a fetched batch; start forwarding the events away from their home.
+
+        Returns the events to apply here, the forwards under way, and the
+        next offset of each partition in the batch.
+        """
+        assert self.consumer is not None
+        for tp, records in batch.items():  # for the lag gauge, should this batch stall
+            self._positions.setdefault(tp, records[0].offset)
+        messages: list[Message] = [
+            (r.key, r.value, r.topic, r.partition, r.offset, r.headers)
+            for records in batch.values()
+            for r in records
+        ]
+        decoded = self.pipeline.decode(messages)
+        forwards: list[asyncio.Task[None]] = []
+        partitions = self.consumer.partitions_for_topic(self.topic)
+        if partitions:
+            away = self.pipeline.route(decoded, len(partitions))
+            if away:
+                self._note_forwarded(len(away))
+                forwards.append(asyncio.ensure_future(self.pipeline.forward(away)))
+        positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        return decoded, forwards, positions
+
+    async def _gather_more(
+        self,
+        decoded: Decoded,
+        forwards: list[asyncio.Task[None]],
+        positions: dict[TopicPartition, int],
+        fetched: int,
+    ) -> None:
+        """Add what arrives within ``SCORER_REORDER_GRACE_MS`` (forwarded events too).
+
+        At most :data:`REORDER_MAX_BATCHES` batches' worth of records are
+        gathered, so a backlog is applied in bounded steps; a rebalance ends
+        the gathering at once.
+        """
+        assert self.consumer is not None
+        consumer = self.consumer
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.reorder_grace_ms / 1000
+        most = self.settings.batch_max_events * REORDER_MAX_BATCHES
+        while not self.should_stop and not self._rebalancing.is_set() and fetched < most:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            # Kafka's client waits for a rebalance to end inside getmany, whatever
+            # its timeout, and the rebalance waits for this batch: so not past one.
+            fetch = asyncio.ensure_future(
+                consumer.getmany(
+                    timeout_ms=max(1, int(remaining * 1000)),
+                    max_records=min(self.settings.batch_max_events, most - fetched),
+                )
+            )
+            rebalance = asyncio.ensure_future(self._rebalancing.wait())
+            done, _ = await asyncio.wait(
+                {fetch, rebalance}, timeout=remaining + 1, return_when=asyncio.FIRST_COMPLETED
+            )
+            rebalance.cancel()
+            if fetch not in done:
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConsumerStoppedError):
+                    await fetch
+                return
+            try:
+                more = fetch.result()
+            except ConsumerStoppedError:
+                return
+            self.health.beat()
+            fetched += sum(len(records) for records in more.values())
+            more = self._above_floor(more)
+            if more:
+                extra, started, reached = self._take(more)
+                decoded.extend(extra)
+                forwards.extend(started)
+                positions.update(reached)  # offsets only grow within a partition
+
+    def _note_forwarded(self, count: int) -> None:
+        """Say, at most once a minute, that events arrive away from their home partition."""
+        loop = asyncio.get_running_loop()
+        self._forwarded_unlogged += count
+        if loop.time() >= self._forward_log_at:
+            log.warning(
+                "events arrived on another partition than their contact's and were forwarded "
+                "to it: count=%d (a producer that does not use Kafka's default murmur2 "
+                "partitioner; see docs/streaming.md)",
+                self._forwarded_unlogged,
+            )
+            self._forwarded_unlogged = 0
+            self._forward_log_at = loop.time() + 60
 
     def _supersede(self, positions: dict[TopicPartition, int]) -> None:
         """Drop start positions a scored batch has gone past: its own commit covers them.
@@ -232,13 +343,20 @@ class EventsConsumer(Service):
                 self._lag_reported.add(tp.partition)
 
     async def _finish(
-        self, pending: Sequence[PendingAlert], positions: dict[TopicPartition, int], hold: Hold
+        self,
+        pending: Sequence[PendingAlert],
+        positions: dict[TopicPartition, int],
+        hold: Hold,
+        forwards: Sequence[asyncio.Task[None]] = (),
     ) -> None:
         """Relay a scored batch's alerts, then record and commit its positions.
 
-        Alerts go first: a position is recorded only once the alerts of every
-        event before it are acknowledged by Kafka.
+        Alerts and forwarded events go first: a position is recorded only once
+        Kafka acknowledged the alerts of every event before it and the events
+        forwarded from before it.
         """
+        for forwarding in forwards:
+            await forwarding
         await self.relay.publish(pending, hold=hold)
         recorded = {tp.partition: o for tp, o in positions.items()}
         await retry(
@@ -268,6 +386,17 @@ class EventsConsumer(Service):
         """Wait for the batch in flight to be scored, relayed, recorded and committed."""
         async with self._batch_lock:
             await self.finished()
+
+    def rebalancing(self, under_way: bool) -> None:
+        """A rebalance began (partitions are being revoked) or ended (assigned)."""
+        if under_way:
+            self._rebalancing.set()
+        else:
+            self._rebalancing.clear()
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop the worker with ``exc`` at the loop's next round (from a rebalance callback)."""
+        self._failure = exc
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         """Partitions gone to another member: what we committed for them no longer counts."""
@@ -316,6 +445,11 @@ class EventsConsumer(Service):
         ready = [tp for tp in taking if tp in self.consumer.assignment() - self._assigned]
         if ready:
             self.consumer.resume(*ready)
+            log.info(
+                "partitions started: started=%s owned=%s",
+                ",".join(str(tp.partition) for tp in sorted(ready, key=lambda t: t.partition)),
+                ",".join(str(p) for p in self.owned()),
+            )
 
     async def start_positions(self, assigned: set[TopicPartition]) -> None:
         """Seek newly assigned partitions to the positions Redis recorded.
@@ -468,6 +602,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         owner = self.owner
         owner.health.beat()  # a rebalance is progress, not a stall
+        owner.rebalancing(True)  # a batch being gathered is scored now
         try:
             # Well within the stall time, so a slow drain does not make the worker unready.
             await asyncio.wait_for(owner.drain(), owner.settings.stall_seconds / 2)
@@ -479,9 +614,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 "partitions=%d",
                 len(revoked),
             )
+        except Exception as exc:  # a relay or forward failed for good
+            owner.fail(exc)  # Kafka's client would only log it
         finally:
             owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.owner.rebalancing(False)
         self.owner.health.beat()
         self.owner.assigned(assigned)

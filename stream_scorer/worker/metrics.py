@@ -77,6 +77,12 @@ class Metrics:
             "Recorded positions found beyond the end of their partition and reset.",
             registry=r,
         )
+        self.forwarded = Counter(
+            "scorer_events_forwarded",
+            "Events found away from their contact's home partition and forwarded there "
+            "(a producer that does not partition by Kafka's default murmur2 hash).",
+            registry=r,
+        )
         self.relayed = Counter(
             "scorer_alerts_relayed",
             "Alerts published to the alerts topic, by path (batch, sweep, recovery).",

@@ -1,4 +1,4 @@
-"""One batch, one way: decode and check -> read contacts -> engine -> compare-and-set.
+"""One batch, one way: decode and check -> route -> read contacts -> engine -> compare-and-set.
 
 :class:`Pipeline` turns a batch of raw messages from the events topic into
 contacts' new states and the alerts they produced, and never lets an
@@ -11,6 +11,12 @@ the live path cannot drift from the specification; the store only reads
 and writes. A contact written by someone else between the read and the
 write (a rebalance, two partitions) is read and scored again.
 
+Every contact's events are applied from one partition, its home
+(:mod:`.routing`): an event found on another partition (a producer whose
+partitioner is not Kafka's default) is forwarded there and applied when the
+home partition's reader gets it, so one contact's events are applied in
+the order they reach one partition, by one worker.
+
 The pipeline returns the batch's pending alerts; :class:`~.relay.Relay`
 publishes them. :meth:`Pipeline.advance` is the same path for the expiry
 sweep (:mod:`.sweeper`): contacts advanced to now instead of events applied.
@@ -18,12 +24,14 @@ sweep (:mod:`.sweeper`): contacts advanced to now instead of events applied.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
@@ -43,6 +51,7 @@ from stream_scorer.times import epoch_ms
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.retry import retry, unwrap
+from stream_scorer.worker.routing import home_partition
 from stream_scorer.worker.store import Change, PendingAlert, RedisStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,12 @@ log = logging.getLogger(__name__)
 Message = tuple[bytes | None, bytes | None, str, int, int, Sequence[tuple[str, bytes]]]
 #: Publishes one dead letter ``(key, value, headers)``; awaiting the result awaits Kafka's ack.
 SendDeadLetter = Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[Any]]
+#: Sends one record ``(key, value, headers)`` to the events topic, partitioned by its
+#: key as Kafka's default partitioner does; awaiting the result awaits Kafka's ack.
+SendForward = Callable[[bytes, bytes | None, Sequence[tuple[str, bytes]]], Awaitable[Any]]
+
+#: Header naming where a forwarded event was found: ``<partition>:<offset>``.
+FORWARDED_FROM = "scorer_forwarded_from"
 
 #: The headers every dead letter gets, whatever the original carried.
 _DEAD_LETTER_HEADERS = ("reason", "detail", "source_topic", "source_partition", "source_offset")
@@ -83,6 +98,21 @@ class Applied:
     refused: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Decoded:
+    """Messages decoded: each valid event with its message, the others with the reason."""
+
+    good: list[tuple[Event, Message]] = field(default_factory=list)
+    bad: list[tuple[Message, InvalidEvent]] = field(default_factory=list)
+
+    def extend(self, other: Decoded) -> None:
+        self.good.extend(other.good)
+        self.bad.extend(other.bad)
+
+    def __len__(self) -> int:
+        return len(self.good) + len(self.bad)
+
+
 def event_limits(settings: Settings) -> Limits:
     """The ``SCORER_MAX_EVENT_*`` limits: the pipeline's, and ``POST /events``'s too."""
     return Limits(
@@ -104,8 +134,10 @@ class Pipeline:
         send_dead_letter: SendDeadLetter,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        send_forward: SendForward | None = None,
     ) -> None:
         self.settings = settings
+        self._send_forward = send_forward
         self.health = health
         self.model = model
         self.store = store
@@ -114,38 +146,138 @@ class Pipeline:
         self._known = None if settings.accept_unknown_types else model.event_types
         self.limits = event_limits(settings)
 
-    async def run(self, messages: Sequence[Message]) -> list[PendingAlert]:
-        """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
-        start = time.perf_counter()
+    def decode(self, messages: Sequence[Message]) -> Decoded:
+        """Decode and check each message: an event, or the reason it is refused."""
         self.metrics.consumed.inc(len(messages))
         self.metrics.activity.events(len(messages))
-        good: list[Event] = []
-        sources: dict[str, list[Message]] = {}
-        partition_of: dict[str, int] = {}
-        bad: list[tuple[Message, InvalidEvent]] = []
+        decoded = Decoded()
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
         for msg in messages:
             try:
                 event = decode_event(msg[1], self.limits, msg[5])
                 check_event(event, self._known, not_after)
             except InvalidEvent as exc:
-                bad.append((msg, exc))
+                decoded.bad.append((msg, exc))
             else:
-                good.append(event)
-                sources.setdefault(event.contact_id, []).append(msg)
-                partition_of[event.contact_id] = msg[3]
-        for msg, invalid in bad:
+                decoded.good.append((event, msg))
+        return decoded
+
+    def route(self, decoded: Decoded, partitions: int) -> list[tuple[Event, Message]]:
+        """Take out of ``decoded`` the events away from their home partition, for :meth:`forward`.
+
+        Refused messages stay: they are dead-lettered where they were found.
+        An event forwarded once is applied where it landed: after partitions
+        are added, the producer's and this consumer's partition counts can
+        differ for a while, and forwarding it again could bounce it between
+        the homes each of them sees.
+        """
+        home: list[tuple[Event, Message]] = []
+        away: list[tuple[Event, Message]] = []
+        for event, msg in decoded.good:
+            if home_partition(event.contact_id, partitions) == msg[3] or any(
+                k == FORWARDED_FROM for k, _ in msg[5]
+            ):
+                home.append((event, msg))
+            else:
+                away.append((event, msg))
+        decoded.good = home
+        return away
+
+    async def forward(self, away: Sequence[tuple[Event, Message]]) -> None:
+        """Send events to their home partitions; return once Kafka acknowledged them all.
+
+        Each is sent keyed by its contact id, so the producer's partitioner
+        (Kafka's default) picks the home partition. The original's offset may
+        be recorded only after this returns: a crash before that forwards it
+        again, and the copy is a duplicate the contact's dedupe skips.
+        """
+        if not away:
+            return
+        send = self._send_forward
+        if send is None:
+            raise ScorerError("events away from their home partition, and no way to forward them")
+        backoff = self.settings.redis_retry_max_backoff
+        records = []
+        for event, msg in away:
+            _key, value, _topic, partition, offset, headers = msg
+            mark = (FORWARDED_FROM, f"{partition}:{offset}".encode())
+            records.append((event.contact_id.encode(), value, [*headers, mark]))
+
+        # Queued one after the other, so a contact's events keep their order, then
+        # the acks awaited together; ``failed`` is the first record not acknowledged.
+        queued: list[Any] = []
+        for key, value, headers in records:
+            try:
+                queued.append(await send(key, value, headers))
+            except Exception:  # not queued: it and the rest go out in order below
+                break
+        outcomes = await asyncio.gather(*queued, return_exceptions=True)
+        failed = next(
+            (i for i, o in enumerate(outcomes) if isinstance(o, BaseException)), len(queued)
+        )
+        # From the first failure on, every record is sent again, in order, one at a
+        # time: a copy already in Kafka is a duplicate that dedupe skips.
+        refused = 0
+        for (key, value, headers), (_event, msg) in zip(
+            records[failed:], away[failed:], strict=True
+        ):
+
+            async def attempt(
+                key: bytes = key,
+                value: bytes | None = value,
+                headers: list[tuple[str, bytes]] = headers,
+            ) -> None:
+                await (await send(key, value, headers))
+
+            try:
+                await retry("kafka.forward", attempt, backoff, health=self.health)
+            except Exception as exc:
+                if isinstance(unwrap(exc), (MessageSizeTooLargeError, RecordTooLargeError)):
+                    # Near the size limit, the forwarding header tipped it over.
+                    await self._dead_letter(msg, "oversized", "Kafka refused it forwarded home")
+                    refused += 1
+                    continue
+                log.critical("could not forward an event: error=%s", type(exc).__name__)
+                raise
+        self.metrics.forwarded.inc(len(away) - refused)
+
+    async def run(self, messages: Sequence[Message]) -> list[PendingAlert]:
+        """Dead-letter the bad messages, apply the good ones; return the alerts to relay."""
+        return await self.score(self.decode(messages))
+
+    async def score(self, decoded: Decoded, in_event_time: bool = False) -> list[PendingAlert]:
+        """Dead-letter the refused messages, apply the events; return the alerts to relay.
+
+        Each contact's events are applied in the order given, or with
+        ``in_event_time`` in the order of their times (the same time keeps
+        the order given).
+        """
+        start = time.perf_counter()
+        pairs = decoded.good
+        if in_event_time:
+            pairs = sorted(pairs, key=lambda pair: pair[0].occurred_at)
+        by_contact: dict[str, list[Event]] = {}
+        sources: dict[str, list[Message]] = {}
+        partition_of: dict[str, int] = {}
+        for event, msg in pairs:
+            by_contact.setdefault(event.contact_id, []).append(event)
+            sources.setdefault(event.contact_id, []).append(msg)
+            partition_of[event.contact_id] = msg[3]
+        for msg, invalid in decoded.bad:
             await self._dead_letter(msg, invalid.reason, invalid.detail)
-        if not good:
+        if not by_contact:
             return []
         applied = Applied()
         try:
-            await retry(
-                "redis.apply",
-                lambda: self.apply(good, partition_of, applied),
-                self.settings.redis_retry_max_backoff,
-                health=self.health,
-            )
+            # At most SCORER_BATCH_MAX_EVENTS events to Redis at once (a gathered
+            # batch can be many), never a contact's events split.
+            for chunk in _chunks(by_contact, self.settings.batch_max_events):
+                await retry(
+                    "redis.apply",
+                    partial(self.apply, chunk, partition_of, applied),
+                    self.settings.redis_retry_max_backoff,
+                    health=self.health,
+                )
         except Exception as exc:  # a bug or a refused script call: keep the events
             log.exception("batch failed, dead-lettering its events: error=%s", type(exc).__name__)
             for cid, msgs in sources.items():
@@ -172,7 +304,7 @@ class Pipeline:
                 await self._dead_letter(sources[cid][index], reason, detail)
             refused += len(items)
         failed_events = sum(len(sources[cid]) for cid in applied.failed)
-        self.metrics.scored.inc(max(0, len(good) - failed_events - refused))
+        self.metrics.scored.inc(max(0, len(pairs) - failed_events - refused))
         self.metrics.batch_seconds.observe(time.perf_counter() - start)
         return applied.pending
 
@@ -370,3 +502,15 @@ class Pipeline:
                 log.warning("dead letter too large for Kafka, sending a truncated copy")
             else:
                 return
+
+
+def _chunks(by_contact: Mapping[str, list[Event]], size: int) -> Iterator[list[Event]]:
+    """Whole contacts' events, at most ``size`` a chunk (or one contact's, if more)."""
+    chunk: list[Event] = []
+    for events in by_contact.values():
+        if chunk and len(chunk) + len(events) > size:
+            yield chunk
+            chunk = []
+        chunk.extend(events)
+    if chunk:
+        yield chunk

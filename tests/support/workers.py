@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import time
 import uuid
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -70,6 +72,17 @@ class Worker:
     def stop_all(self) -> None:
         for proc in self.procs:
             devservices.stop_process(proc)
+
+
+async def metric(worker: Worker, name: str) -> float:
+    """The sum of a metric's samples on the worker's ``GET /metrics``."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{worker.port}/metrics") as response,
+    ):
+        text = await response.text()
+    found = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, flags=re.MULTILINE)
+    return sum(float(v) for v in found)
 
 
 def unique_settings(

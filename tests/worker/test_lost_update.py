@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from stream_scorer.events import Event
 from stream_scorer.scoring import (
     ContactState,
+    alert_id,
     alert_payload,
     apply_in_place,
     load_model,
@@ -175,4 +176,4 @@ async def test_a_pipeline_paused_between_read_and_write_scores_its_event_again(
     both, crossings = replay([seed, first, second], MODEL)
     assert await _stored(redis_client, cid) == both[cid].to_json()
     relayed = [json.loads(p.payload) for p in (*a_applied.pending, *b_applied.pending)]
-    assert sorted(x["alert_id"] for x in relayed) == sorted(c.alert_id for c in crossings)
+    assert sorted(x["alert_id"] for x in relayed) == sorted(alert_id(c, MODEL) for c in crossings)

@@ -32,20 +32,17 @@ from stream_scorer.worker.topics import ensure_topics
 
 from ..support.scenario import make_stream
 from ..support.services import Services
-from ..support.workers import Worker, encoded, make_worker, produce, read_topic, wait_until_scored
+from ..support.workers import (
+    Worker,
+    encoded,
+    make_worker,
+    metric,
+    produce,
+    read_topic,
+    wait_until_scored,
+)
 
 MODEL = load_model("config/scoring.yaml")
-
-
-async def metric(worker: Worker, name: str) -> float:
-    """The sum of a metric's samples on ``GET /metrics``."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{worker.port}/metrics") as response,
-    ):
-        text = await response.text()
-    found = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, flags=re.MULTILINE)
-    return sum(float(v) for v in found)
 
 
 async def ready(worker: Worker) -> tuple[int, dict[str, object]]:

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from stream_scorer.dev import services as devservices
+from stream_scorer.scoring import alert_id as id_of
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.settings import Settings
 from stream_scorer.times import parse_time
@@ -139,7 +140,7 @@ async def test_every_alert_reaches_every_url_once_signed_and_retried(
         events = make_stream(MODEL, contacts=60, events=1_500, seed=51)
         await produce(worker.settings, encoded(events))
         known = [e for e in events if e.type in MODEL.event_types]
-        want = {c.alert_id for c in replay(known, MODEL)[1]}
+        want = {id_of(c, MODEL) for c in replay(known, MODEL)[1]}
         assert want
 
         await until(
