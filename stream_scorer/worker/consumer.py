@@ -30,7 +30,6 @@ any other error stops the worker with a critical log line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -192,7 +191,8 @@ class EventsConsumer(Service):
                 in_event_time = self.settings.reorder_grace_ms > 0
                 try:
                     if in_event_time:
-                        await self._gather_more(decoded, forwards, positions, len(decoded))
+                        fetched = sum(len(records) for records in batch.values())
+                        await self._gather_more(decoded, forwards, positions, fetched)
                     pending = await self.pipeline.score(decoded, in_event_time=in_event_time)
                 except BaseException:
                     for forwarding in forwards:  # the worker stops: nothing waits for them
@@ -266,14 +266,18 @@ class EventsConsumer(Service):
                 )
             )
             rebalance = asyncio.ensure_future(self._rebalancing.wait())
-            done, _ = await asyncio.wait(
-                {fetch, rebalance}, timeout=remaining + 1, return_when=asyncio.FIRST_COMPLETED
-            )
-            rebalance.cancel()
-            if fetch not in done:
-                fetch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConsumerStoppedError):
-                    await fetch
+            try:
+                await asyncio.wait(
+                    {fetch, rebalance}, timeout=remaining + 1, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                rebalance.cancel()
+                # Records a finished fetch took from Kafka's buffer are used below; an
+                # unfinished one has taken none (it waits before it takes any).
+                if not fetch.done():
+                    fetch.cancel()
+            if not fetch.done() or fetch.cancelled():
+                await asyncio.wait({fetch})  # its cancellation settles; never raises
                 return
             try:
                 more = fetch.result()
@@ -336,7 +340,10 @@ class EventsConsumer(Service):
         way can wait on the very coordinator that is running our listener.
         """
         assert self.consumer is not None
+        owned = self.consumer.assignment()
         for tp, position in positions.items():
+            if tp not in owned:
+                continue  # revoked while the batch was scored: not ours to report
             end = self.consumer.highwater(tp)
             if end is not None:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
@@ -396,6 +403,10 @@ class EventsConsumer(Service):
 
     def fail(self, exc: BaseException) -> None:
         """Stop the worker with ``exc`` at the loop's next round (from a rebalance callback)."""
+        log.critical(
+            "a batch's relay or forwards failed while partitions were revoked: error=%s",
+            type(exc).__name__,
+        )
         self._failure = exc
 
     def forget(self, revoked: set[TopicPartition]) -> None:

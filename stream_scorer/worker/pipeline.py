@@ -138,6 +138,10 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self._send_forward = send_forward
+        # One forward at a time, in the order they were started: a later batch's
+        # copies never overtake an earlier batch's (a full producer buffer or a
+        # re-send makes a sender wait). Waiters get an asyncio.Lock in order.
+        self._forwarding = asyncio.Lock()
         self.health = health
         self.model = model
         self.store = store
@@ -193,6 +197,10 @@ class Pipeline:
         """
         if not away:
             return
+        async with self._forwarding:
+            await self._forward(away)
+
+    async def _forward(self, away: Sequence[tuple[Event, Message]]) -> None:
         send = self._send_forward
         if send is None:
             raise ScorerError("events away from their home partition, and no way to forward them")
@@ -268,26 +276,27 @@ class Pipeline:
         if not by_contact:
             return []
         applied = Applied()
-        try:
-            # At most SCORER_BATCH_MAX_EVENTS events to Redis at once (a gathered
-            # batch can be many), never a contact's events split.
-            for chunk in _chunks(by_contact, self.settings.batch_max_events):
+        # At most SCORER_BATCH_MAX_EVENTS events to Redis at once (a gathered batch
+        # can be many), never a contact's events split; a chunk that fails
+        # affects its own contacts only.
+        for chunk in _chunks(by_contact, self.settings.batch_max_events):
+            events = [event for cid in chunk for event in by_contact[cid]]
+            try:
                 await retry(
                     "redis.apply",
-                    partial(self.apply, chunk, partition_of, applied),
+                    partial(self.apply, events, partition_of, applied),
                     self.settings.redis_retry_max_backoff,
                     health=self.health,
                 )
-        except Exception as exc:  # a bug or a refused script call: keep the events
-            log.exception("batch failed, dead-lettering its events: error=%s", type(exc).__name__)
-            for cid, msgs in sources.items():
-                if cid not in applied.written:
-                    for msg in msgs:
-                        await self._dead_letter(msg, "internal_error", type(exc).__name__)
-                else:
-                    for index, reason, detail in applied.refused.get(cid, []):
-                        await self._dead_letter(msgs[index], reason, detail)
-            return applied.pending  # written contacts' alerts are theirs to relay
+            except Exception as exc:  # a bug or a refused script call: keep the events
+                log.exception(
+                    "batch failed, dead-lettering the events of contacts not written: error=%s",
+                    type(exc).__name__,
+                )
+                for cid in chunk:
+                    if cid not in applied.written:
+                        applied.failed.setdefault(cid, type(exc).__name__)
+                        applied.refused.pop(cid, None)  # all its events go as internal_error
         if applied.failed:
             log.error(
                 "scoring failed for some contacts, dead-lettering their events: contacts=%d "
@@ -504,13 +513,15 @@ class Pipeline:
                 return
 
 
-def _chunks(by_contact: Mapping[str, list[Event]], size: int) -> Iterator[list[Event]]:
-    """Whole contacts' events, at most ``size`` a chunk (or one contact's, if more)."""
-    chunk: list[Event] = []
-    for events in by_contact.values():
-        if chunk and len(chunk) + len(events) > size:
+def _chunks(by_contact: Mapping[str, list[Event]], size: int) -> Iterator[list[str]]:
+    """Contacts whose events add up to at most ``size`` (or one contact's, if more)."""
+    chunk: list[str] = []
+    count = 0
+    for cid, events in by_contact.items():
+        if chunk and count + len(events) > size:
             yield chunk
-            chunk = []
-        chunk.extend(events)
+            chunk, count = [], 0
+        chunk.append(cid)
+        count += len(events)
     if chunk:
         yield chunk

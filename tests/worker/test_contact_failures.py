@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
@@ -141,3 +142,63 @@ async def test_a_sweep_failure_for_one_contact_leaves_the_others_swept(
     assert bad_state is not None
     assert bad_state.swept != 4_102_444_800_000, "nothing of the failed contact was written"
     assert b'scorer_sweep_failures_total{scope="contact"} 1.0' in metrics.render()
+
+
+async def test_a_gathered_batch_goes_to_redis_in_chunks_and_a_failed_chunk_affects_its_own(
+    fresh: tuple[Settings, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reordering grace gathers many batches; Redis still gets at most
+    # SCORER_BATCH_MAX_EVENTS at once, whole contacts, and a write refused for
+    # good dead-letters only the contacts of that chunk.
+    settings, store = fresh
+    settings = settings.model_copy(update={"batch_max_events": 40})
+    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
+
+    async def dead_letter(
+        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> asyncio.Future[None]:
+        dead.append((value, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    messages: list[Message] = [
+        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate(events)
+    ]
+    sizes: list[set[str]] = []
+    real_apply, real_write = pipeline.apply, store.write
+
+    async def apply(events: list[Event], *args: object) -> object:
+        sizes.append({e.contact_id for e in events})
+        assert len(events) <= 40 or len(sizes[-1]) == 1, "a chunk over the batch size"
+        return await real_apply(events, *args)  # type: ignore[arg-type]
+
+    async def write(changes: list[object]) -> object:
+        if any(getattr(c, "contact_id", None) == BAD for c in changes):
+            raise ResponseError("ERR injected: the script refused this write")
+        return await real_write(changes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "apply", apply)
+    monkeypatch.setattr(store, "write", write)
+    await pipeline.score(pipeline.decode(messages), in_event_time=True)
+
+    assert len(sizes) > 1, "the batch went to Redis in one piece"
+    (failed_chunk,) = [chunk for chunk in sizes if BAD in chunk]
+    lost = [e for e in events if e.contact_id in failed_chunk]
+    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
+        e.event_id for e in lost
+    )
+    assert {h["reason"] for _, h in dead} == {b"internal_error"}
+    assert {h["detail"] for _, h in dead} == {b"ResponseError"}
+    written = sorted({e.contact_id for e in events} - failed_chunk)
+    assert written, "the other chunks' contacts are written"
+    expected, _ = replay(
+        sorted((e for e in events if e.contact_id in written), key=lambda e: e.occurred_at), MODEL
+    )
+    for cid in written:
+        got = await store.read_state(cid)
+        assert got is not None
+        assert got.to_json() == expected[cid].to_json(), cid

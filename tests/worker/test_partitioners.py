@@ -395,8 +395,8 @@ async def test_after_a_failed_forward_the_rest_are_sent_again_in_order(
     pipeline, _, metrics = forwarding_pipeline(settings, store, send_forward)
     decoded = pipeline.decode(found_away(settings, "c-order", 3))
     await pipeline.forward(pipeline.route(decoded, PARTITIONS))
-    # e-2 went out before e-1's ack failed: it goes again after e-1, so the
-    # contact's home partition has them in order (the first e-2 is a duplicate).
+    # e-2 went out before e-1's ack failed: it goes again after e-1, so whatever
+    # Kafka kept of the first attempt, e-1 and e-2 follow in order after it.
     assert sent == ["e-0", "e-1", "e-2", "e-1", "e-2"]
     assert metrics.forwarded._value.get() == 3  # type: ignore[attr-defined]
 
@@ -416,3 +416,41 @@ def test_an_event_forwarded_once_is_applied_where_it_landed(tmp_path: Path) -> N
     away = pipeline.route(decoded, PARTITIONS)
     assert [msg for _, msg in decoded.good] == once
     assert [msg for _, msg in away] == fresh
+
+
+@pytest.mark.integration
+async def test_a_later_batchs_forwards_never_overtake_an_earlier_batchs(
+    services: Services, tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    # The producer makes a sender wait when its buffer is full: the next batch's
+    # forwards, started meanwhile, must queue behind, or one contact's events would
+    # reach its home partition out of order.
+    settings, _ = unique_settings(services, tmp_path, topic_partitions=PARTITIONS)
+    store = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    loop = asyncio.get_running_loop()
+    full = asyncio.Event()
+    sent: list[str] = []
+
+    async def send_forward(
+        key: bytes, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> asyncio.Future[None]:
+        event_id = json.loads(value or b"{}")["event_id"]
+        if event_id == "e-1":
+            await full.wait()  # the buffer is full until the test says
+        sent.append(event_id)
+        ack: asyncio.Future[None] = loop.create_future()
+        ack.set_result(None)
+        return ack
+
+    pipeline, _, _ = forwarding_pipeline(settings, store, send_forward)
+    messages = found_away(settings, "c-queue", 4)
+    first = pipeline.decode(messages[:2])
+    second = pipeline.decode(messages[2:])
+    earlier = asyncio.ensure_future(pipeline.forward(pipeline.route(first, PARTITIONS)))
+    await asyncio.sleep(0.05)
+    later = asyncio.ensure_future(pipeline.forward(pipeline.route(second, PARTITIONS)))
+    await asyncio.sleep(0.2)
+    assert sent == ["e-0"], "the later batch went ahead of the earlier one"
+    full.set()
+    await asyncio.gather(earlier, later)
+    assert sent == ["e-0", "e-1", "e-2", "e-3"]
