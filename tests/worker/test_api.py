@@ -344,7 +344,12 @@ async def test_metrics_and_leaderboard_follow_what_the_worker_did(
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
             samples = _samples(await response.text())
-        if samples.get("scorer_events_consumed_total") == len(messages):
+        # Every message read, and each batch's outcome counted (scored or
+        # dead-lettered): consumed is counted when a batch is read, before it is scored.
+        settled = samples.get("scorer_events_scored_total", 0) + sum(
+            v for k, v in samples.items() if k.startswith("scorer_events_rejected_total")
+        )
+        if samples.get("scorer_events_consumed_total") == len(messages) == settled:
             break
         assert time.monotonic() < deadline, samples
         await asyncio.sleep(0.5)
