@@ -30,6 +30,7 @@ MODULES = (
     "stream_scorer.scoring.engine",
     "stream_scorer.scoring.replay",
     "stream_scorer.scoring.explain",
+    "stream_scorer.scoring.codec",
     "stream_scorer.scoring.model.compiled",
     "stream_scorer.scoring.model.conditions",
 )

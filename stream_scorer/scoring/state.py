@@ -1,9 +1,9 @@
 """One contact's scoring state: the record of what happened, and what follows from it.
 
 The record (clock, attributes, awards, rule histories, seen event ids, active
-tiers) is what the store keeps as JSON: :meth:`ContactState.to_json` and
-:meth:`ContactState.from_json` are that format, so a change here changes
-every stored state. The derived fields (tallies, values, gates, the next
+tiers) is what the store keeps, in the formats of :mod:`.codec`; format 1
+is :meth:`ContactState.to_json`, so a change to the record needs a new
+format there, which reads the old ones. The derived fields (tallies, values, gates, the next
 expiry) are never stored; :func:`_rebuild` makes them from the record.
 """
 

@@ -58,6 +58,7 @@ from faust.web import Request, Response, View
 from stream_scorer.errors import ConfigError, InvalidEvent
 from stream_scorer.events import Event, encode_event, validate
 from stream_scorer.scoring import ScoringModel, award_record, explain
+from stream_scorer.scoring.codec import StateFormatError
 from stream_scorer.settings import Settings
 from stream_scorer.times import isoformat_ms
 from stream_scorer.worker.health import Health
@@ -360,7 +361,12 @@ def install(
     @route("/contacts/{contact_id}")
     class Contact(Guarded):
         async def get(self, request: Request, contact_id: str) -> Response:
-            state = await store.read_state(contact_id)
+            try:
+                state = await store.read_state(contact_id)
+            except StateFormatError as exc:  # a newer release's format, or a damaged value
+                return self.json(
+                    {"error": "the stored state cannot be read", "detail": str(exc)}, status=500
+                )
             if state is None:
                 return self.json({"error": f"no contact {contact_id!r}"}, status=404)
             scores = {}

@@ -14,7 +14,7 @@ KEY_PREFIX = "ss"
 
 
 def contact_keys(contact_id: str) -> tuple[str, str]:
-    """State hash (``v`` version, ``s`` state JSON) and alert outbox of one contact."""
+    """State hash (``v`` version, ``s`` stored state, see the codec) and alert outbox."""
     tag = f"{KEY_PREFIX}:{{{contact_id}}}"
     return f"{tag}:state", f"{tag}:outbox"
 

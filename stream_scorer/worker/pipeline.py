@@ -46,6 +46,7 @@ from stream_scorer.scoring import (
     alert_payload,
     apply_in_place,
 )
+from stream_scorer.scoring.codec import StateFormatError
 from stream_scorer.settings import Settings
 from stream_scorer.times import epoch_ms
 from stream_scorer.worker.health import Health
@@ -408,6 +409,8 @@ class Pipeline:
             effects: list[tuple[list[Crossing], list[str]]] = []
             for cid, (version, state) in zip(todo, await self.store.read(todo), strict=True):
                 try:
+                    if isinstance(state, StateFormatError):
+                        raise state  # its stored state cannot be read: this contact only
                     changed, crossings, awarded = step(state, cid)
                     alerts = [alert_payload(c, self.model) for c in crossings]
                 except Exception as exc:  # one contact's failure is that contact's alone

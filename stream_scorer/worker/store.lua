@@ -7,9 +7,9 @@
 -- One call may carry many contacts (all keys in one slot on Redis Cluster).
 --
 -- For contact i (1-based), KEYS[2i-1] is its state hash (v = version,
--- s = state JSON) and KEYS[2i] its outbox list.
+-- s = the stored state, opaque here) and KEYS[2i] its outbox list.
 -- ARGV is, per contact in order: expected version ("0" for a new contact),
--- new state JSON or "" when nothing changed, key TTL in ms, the number of
+-- new stored state or "" when nothing changed, key TTL in ms, the number of
 -- alerts n, then the n alert JSON strings.
 -- Returns, per contact, the version now held when written (unchanged when
 -- nothing changed), 0 on a version conflict. The alerts of this call are

@@ -23,17 +23,18 @@ the consumer's applied positions.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from stream_scorer.scoring import ContactState, ScoringModel
+from stream_scorer.scoring.codec import StateFormatError, decode_state, encode_state
 from stream_scorer.worker.keys import (
     board_key,
     contact_keys,
@@ -41,6 +42,8 @@ from stream_scorer.worker.keys import (
     outbox_index_key,
     progress_key,
 )
+
+log = logging.getLogger(__name__)
 
 #: Read many contacts' (version, state) in one call.
 #: ARGV[i] is the version the worker holds in memory ("" if none): when it is
@@ -89,11 +92,6 @@ for i = 1, #ARGV, 2 do
 end
 return 1
 """
-
-# States are JSON in Redis (readable with redis-cli); msgspec reads and writes
-# it several times faster than the json module, which dominated a batch's cost.
-_json_encode = msgspec.json.Encoder().encode
-_json_decode = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,24 +169,31 @@ class RedisStore:
     def _decode(self, raw: bytes | None) -> ContactState:
         if raw is None:
             return ContactState()
-        return ContactState.from_json(_json_decode(raw), self.model)
+        return decode_state(raw, self.model)
 
-    async def read(self, contacts: Sequence[str]) -> list[tuple[str, ContactState]]:
+    async def read(
+        self, contacts: Sequence[str]
+    ) -> list[tuple[str, ContactState | StateFormatError]]:
         """Versions (``"0"``: none yet) and states of contacts, in one round trip.
 
-        Takes the contacts' entries out of the cache: :meth:`write` puts back what it wrote.
+        A state that cannot be read (a newer release's format, a damaged value)
+        comes back as the error, for that contact alone. Takes the contacts'
+        entries out of the cache: :meth:`write` puts back what it wrote.
         """
         held = [self._cache.pop(cid, None) for cid in contacts]
         keys = [contact_keys(cid)[0] for cid in contacts]
         args = [(entry or ("",))[0] for entry in held]
         rows: list[Any] = await self._read_script(keys=keys, args=args)
-        out = []
+        out: list[tuple[str, ContactState | StateFormatError]] = []
         for row, entry in zip(rows, held, strict=True):
             version = (row[0] or b"0").decode()
             if entry is not None and row[1] is None and entry[0] == version:
                 out.append((version, entry[1]))
-            else:
+                continue
+            try:
                 out.append((version, self._decode(row[1] or None)))
+            except StateFormatError as exc:
+                out.append((version, exc))
         return out
 
     def _remember(self, contact_id: str, version: str, state: ContactState) -> None:
@@ -219,7 +224,7 @@ class RedisStore:
             body = b""
             if change.changed:
                 compact(change.state, self._dedupe_ms)
-                body = _json_encode(change.state.to_json())
+                body = encode_state(change.state)
             keys.extend(contact_keys(change.contact_id))
             ttl = self._ttl_for(change.state)
             args.extend([change.version, body, ttl, len(change.alerts), *change.alerts])
@@ -399,7 +404,10 @@ class RedisStore:
                 if body is None:
                     gone.append(cid)
                 elif len(out) < limit:
-                    out.append((cid, self._decode(body)))
+                    try:
+                        out.append((cid, self._decode(body)))
+                    except StateFormatError as exc:  # not ranked; its own writes report it
+                        log.warning("a ranked contact's state cannot be read: %s", exc)
             if gone:
                 await self._redis.zrem(key, *gone)
                 start -= len(gone)

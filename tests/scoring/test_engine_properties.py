@@ -37,6 +37,7 @@ from stream_scorer.scoring import (
     apply,
     explain,
 )
+from stream_scorer.scoring.codec import decode_state, encode_state
 from stream_scorer.scoring.model import ModelSpec, ScoringModel, compile_model
 from stream_scorer.scoring.model.conditions import Matcher, compile_condition
 from stream_scorer.scoring.model.spec import ScoreSpec, cross_check
@@ -735,6 +736,29 @@ def test_an_alert_id_has_one_payload_whatever_the_order(
                 assert json.loads(payload)["alert_id"] == made
                 payloads[made].add(payload)
     assert all(len(p) == 1 for p in payloads.values()), "an alert id with two payloads"
+
+
+@PROPERTY
+@given(scenarios(), st.data())
+def test_the_stored_formats_continue_identically(scenario: Scenario, data: st.DataObject) -> None:
+    """8b. A state stored in the current format, or in format 1 (JSON), read back goes on
+    exactly like the original: an upgrade in place changes no score, tier or alert."""
+    model, ops = scenario.model, scenario.ops
+    split = data.draw(st.integers(0, len(ops)), label="split")
+    states: dict[str, ContactState] = {}
+    for _ in run(model, ops[:split], states):
+        pass
+    current = {cid: decode_state(encode_state(s), model) for cid, s in states.items()}
+    format_1 = {
+        cid: decode_state(json.dumps(s.to_json()).encode(), model) for cid, s in states.items()
+    }
+    for cid, state in states.items():
+        assert encode_state(state)[:1] == b"\x02"
+        assert current[cid].to_json() == state.to_json() == format_1[cid].to_json()
+        assert current[cid].values == state.values
+    original = [s.effects for s in run(model, ops[split:], states)]
+    assert [s.effects for s in run(model, ops[split:], current)] == original
+    assert [s.effects for s in run(model, ops[split:], format_1)] == original
 
 
 @PROPERTY

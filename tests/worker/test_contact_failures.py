@@ -19,7 +19,7 @@ from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.settings import Settings
 from stream_scorer.worker import pipeline as pipeline_module
-from stream_scorer.worker.keys import due_key
+from stream_scorer.worker.keys import contact_keys, due_key
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Message, Pipeline
 from stream_scorer.worker.relay import Relay
@@ -202,3 +202,40 @@ async def test_a_gathered_batch_goes_to_redis_in_chunks_and_a_failed_chunk_affec
         got = await store.read_state(cid)
         assert got is not None
         assert got.to_json() == expected[cid].to_json(), cid
+
+
+async def test_a_state_that_cannot_be_read_affects_that_contact_only(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    # A state in a newer release's format (after a downgrade), or a damaged value.
+    settings, store = fresh
+    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
+
+    async def dead_letter(
+        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> asyncio.Future[None]:
+        dead.append((value, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    await redis_client.hset(contact_keys(BAD)[0], mapping={"v": "7", "s": b"\x09future"})
+    pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    messages: list[Message] = [
+        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate(events)
+    ]
+    await pipeline.run(messages)
+
+    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
+        e.event_id for e in events if e.contact_id == BAD
+    )
+    assert {h["reason"] for _, h in dead} == {b"internal_error"}
+    assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
+    assert await redis_client.hget(contact_keys(BAD)[0], "s") == b"\x09future", "left as it was"
+    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
+    for cid, state in expected.items():
+        got = await store.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
