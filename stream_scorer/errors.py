@@ -7,6 +7,7 @@
     ├── ModelError              bad scoring model file; carries every problem with its place
     ├── InvalidEvent            one event cannot be scored; it goes to the dead-letter topic
     ├── ServiceUnavailable      Kafka or Redis cannot be reached; retried, never dropped
+    ├── StateFormatError        a stored contact state cannot be read; that contact alone fails
     ├── ConversionsError        a conversions file cannot be read; names the line
     ├── EvaluationError         backtest output cannot be evaluated; names the file and line
     ├── BacktestError           a backtest could not finish (nothing to score, a process failed)
@@ -48,6 +49,10 @@ class InvalidEvent(ScorerError):
 
 class ServiceUnavailable(ScorerError):
     """A backing service (Kafka, Redis) did not answer; the caller retries."""
+
+
+class StateFormatError(ScorerError):
+    """A stored contact state in no format this release reads (a newer one's, or damaged)."""
 
 
 class ConversionsError(ScorerError):

@@ -142,6 +142,15 @@ class Settings(BaseSettings):
             "order (0: applied as they arrive)."
         ),
     )
+    state_format: int = Field(
+        default=2,
+        ge=1,
+        le=2,
+        description=(
+            "Format of the contact states the worker writes: 2 (compact), or 1 (JSON) while "
+            "workers of a release before format 2 still run (a rolling upgrade)."
+        ),
+    )
     contact_ttl_days: float = Field(
         default=180, gt=0, description="Days an idle contact's keys live in Redis."
     )

@@ -4,14 +4,19 @@ The store keeps each contact's record (:class:`~.state.ContactState`, less
 what is derived) as one value. Its first byte says the format:
 
 - ``{``: format 1, the JSON of :meth:`ContactState.to_json` (releases before
-  format 2). Read, and rewritten in the current format at the contact's next
-  write: an upgrade in place, with no change to any score, tier or alert.
+  format 2 wrote only this). Read, and rewritten in the format the worker
+  writes at the contact's next write: an upgrade in place, with no change
+  to any score, tier or alert.
 - ``0x02``: format 2, MessagePack of the record as positional arrays (no
   field names), times as offsets from the contact's clock (small integers
-  pack in fewer bytes). Lossless: it decodes to the same record as format 1.
+  pack in fewer bytes). It decodes to the same record as format 1; a record
+  MessagePack cannot hold (an integer beyond 64 bits, from states older
+  than the event limits) is written in format 1 instead.
 
-A new format gets the next byte, and :func:`decode_state` keeps reading the
-old ones, so each upgrade is in place.
+Both are decoded against a typed schema, so a state that decodes has the
+types the engine and the encoder rely on. A new format gets the next byte,
+and :func:`decode_state` keeps reading the old ones, so each upgrade is in
+place.
 """
 
 from __future__ import annotations
@@ -20,27 +25,30 @@ from typing import Any
 
 import msgspec
 
-from stream_scorer.errors import ScorerError
+from stream_scorer.errors import StateFormatError
 from stream_scorer.scoring.model import ScoringModel
+from stream_scorer.scoring.records import Award2, Record1, Record2
 from stream_scorer.scoring.state import Award, ContactState
 
-__all__ = ["FORMAT", "StateFormatError", "decode_state", "encode_state"]
+__all__ = ["FORMAT", "FORMATS", "StateFormatError", "decode_state", "encode_state"]
 
-#: The format :func:`encode_state` writes.
+#: The format :func:`encode_state` writes unless told otherwise.
 FORMAT = 2
+#: The formats this release reads, and can be told to write.
+FORMATS = (1, 2)
 _FORMAT_2 = b"\x02"
 
+
 _pack = msgspec.msgpack.Encoder().encode
-_unpack = msgspec.msgpack.Decoder().decode
-_json_unpack = msgspec.json.Decoder().decode
+_json_pack = msgspec.json.Encoder().encode
+_unpack_1 = msgspec.json.Decoder(Record1).decode
+_unpack_2 = msgspec.msgpack.Decoder(Record2).decode
 
 
-class StateFormatError(ScorerError):
-    """A stored state in no format this release reads (written by a newer release?)."""
-
-
-def encode_state(state: ContactState) -> bytes:
-    """The stored form of a contact's record, in the current format."""
+def encode_state(state: ContactState, format: int = FORMAT) -> bytes:
+    """The stored form of a contact's record, in ``format`` (1 or 2)."""
+    if format == 1:
+        return _json_pack(state.to_json())
     base = state.clock or 0
     record = [
         state.clock,
@@ -56,14 +64,18 @@ def encode_state(state: ContactState) -> bytes:
         state.tiers,
         {k: v - base for k, v in state.seen.items()},
     ]
-    return _FORMAT_2 + _pack(record)
+    try:
+        return _FORMAT_2 + _pack(record)
+    except OverflowError:  # an integer MessagePack cannot hold: JSON can
+        return _json_pack(state.to_json())
 
 
 def decode_state(raw: bytes, model: ScoringModel) -> ContactState:
     """A contact's state from its stored form, in any format this release knows.
 
     Total: any bytes give a state or a :class:`StateFormatError` saying why
-    (a format from a newer release, a damaged value), never another exception.
+    (a format from a newer release, a damaged value), never another exception
+    (but running out of memory).
     """
     version = {b"{": 1, _FORMAT_2: 2}.get(raw[:1])
     if version is None:
@@ -71,8 +83,10 @@ def decode_state(raw: bytes, model: ScoringModel) -> ContactState:
         raise StateFormatError(f"a stored state in an unknown format (first byte {first})")
     try:
         if version == 1:
-            return ContactState.from_json(_json_unpack(raw), model)
-        return ContactState.from_json(_record_to_json(_unpack(raw[1:])), model)
+            return ContactState.from_json(msgspec.to_builtins(_unpack_1(raw)), model)
+        return ContactState.from_json(_record_to_json(_unpack_2(raw[1:])), model)
+    except MemoryError:
+        raise
     except Exception as exc:  # a damaged value: whatever it breaks, the caller gets a reason
         raise StateFormatError(
             f"a stored state in format {version} that cannot be read: {type(exc).__name__}"
@@ -84,36 +98,32 @@ def _award(a: Award, base: int) -> list[Any]:
     return [a.rule, a.score, a.category, a.points, a.event_id, a.at - base, expires]
 
 
-def _award_json(row: list[Any], base: int) -> dict[str, Any]:
-    rule, score, category, points, event_id, at, expires = row
+def _award_json(a: Award2, base: int) -> dict[str, Any]:
     return {
-        "rule": rule,
-        "score": score,
-        "category": category,
-        "points": points,
-        "event_id": event_id,
-        "at": at + base,
-        "expires_at": None if expires is None else expires + base,
+        "rule": a.rule,
+        "score": a.score,
+        "category": a.category,
+        "points": a.points,
+        "event_id": a.event_id,
+        "at": a.at + base,
+        "expires_at": None if a.expires_at is None else a.expires_at + base,
     }
 
 
-def _record_to_json(record: list[Any]) -> dict[str, Any]:
-    """Format 2's positional record as format 1's JSON document."""
-    (clock, swept, attributes, times, awards, fit, history, totals, once, pending, tiers, seen) = (
-        record
-    )
-    base = clock or 0
+def _record_to_json(r: Record2) -> dict[str, Any]:
+    """Format 2's record as format 1's document."""
+    base = r.clock or 0
     return {
-        "clock": clock,
-        "swept": swept,
-        "attributes": attributes,
-        "attribute_times": {k: v + base for k, v in times.items()},
-        "awards": [_award_json(row, base) for row in awards],
-        "fit": [_award_json(row, base) for row in fit],
-        "history": history,
-        "totals": totals,
-        "once": once,
-        "pending": pending,
-        "tiers": tiers,
-        "seen": {k: v + base for k, v in seen.items()},
+        "clock": r.clock,
+        "swept": r.swept,
+        "attributes": r.attributes,
+        "attribute_times": {k: v + base for k, v in r.attribute_times.items()},
+        "awards": [_award_json(a, base) for a in r.awards],
+        "fit": [_award_json(a, base) for a in r.fit],
+        "history": r.history,
+        "totals": r.totals,
+        "once": r.once,
+        "pending": r.pending,
+        "tiers": r.tiers,
+        "seen": {k: v + base for k, v in r.seen.items()},
     }

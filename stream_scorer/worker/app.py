@@ -113,6 +113,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         dedupe_seconds=int(settings.dedupe_days * 86_400),
         namespace=settings.events_topic,
         cache_contacts=settings.state_cache_contacts,
+        state_format=settings.state_format,
     )
 
     async def send_alert(key: bytes, value: bytes) -> Any:

@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from stream_scorer.scoring import ContactState, ScoringModel
-from stream_scorer.scoring.codec import StateFormatError, decode_state, encode_state
+from stream_scorer.scoring.codec import FORMAT, StateFormatError, decode_state, encode_state
 from stream_scorer.worker.keys import (
     board_key,
     contact_keys,
@@ -141,8 +141,10 @@ class RedisStore:
         dedupe_seconds: int = 30 * 86_400,
         namespace: str = "scorer.events",
         cache_contacts: int = 10_000,
+        state_format: int = FORMAT,
     ) -> None:
         self._redis = client
+        self._format = state_format  # what writes use; reads take every format
         self.model = model  # states are read back into the model's rules and scores
         self.namespace = namespace
         self._ttl_ms = ttl_seconds * 1000
@@ -224,7 +226,7 @@ class RedisStore:
             body = b""
             if change.changed:
                 compact(change.state, self._dedupe_ms)
-                body = encode_state(change.state)
+                body = encode_state(change.state, self._format)
             keys.extend(contact_keys(change.contact_id))
             ttl = self._ttl_for(change.state)
             args.extend([change.version, body, ttl, len(change.alerts), *change.alerts])

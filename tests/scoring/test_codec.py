@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_scorer.scoring import ContactState, load_model
-from stream_scorer.scoring.codec import FORMAT, StateFormatError, decode_state, encode_state
+from stream_scorer.scoring.codec import (
+    FORMAT,
+    FORMATS,
+    StateFormatError,
+    decode_state,
+    encode_state,
+)
 
 MODEL = load_model("config/scoring.yaml")
 
@@ -47,6 +53,10 @@ json_values = st.recursive(
 def test_any_bytes_give_a_state_or_a_format_error(raw: bytes) -> None:
     outcome = decode_or_error(raw)
     assert isinstance(outcome, ContactState) or str(outcome)
+    if isinstance(outcome, ContactState):  # what decodes can be written back, in each format
+        for format in FORMATS:
+            again = decode_state(encode_state(outcome, format), MODEL)
+            assert again.to_json() == outcome.to_json()
 
 
 def decode_or_error(raw: bytes) -> ContactState | StateFormatError:
@@ -92,3 +102,30 @@ def test_the_current_format_is_smaller_than_format_1() -> None:
     assert stored[0] == FORMAT
     assert decode_state(stored, MODEL).to_json() == state.to_json()
     assert len(stored) < 0.6 * len(json.dumps(state.to_json()))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"clock": 1000, "seen": {"e1": 1.5}}',  # an event time that is not an integer
+        b'{"clock": 1000, "seen": {"e1": "x"}}',
+        b'{"clock": 1000, "attribute_times": {"country": null}}',
+        b'{"clock": "soon"}',
+        b'{"awards": [{"rule": "r"}]}',
+    ],
+)
+def test_a_state_of_the_wrong_types_is_a_format_error_not_a_later_crash(raw: bytes) -> None:
+    # It would decode loosely and then break the encoder or the engine, outside
+    # the one contact's isolation.
+    with pytest.raises(StateFormatError, match="format 1 that cannot be read"):
+        decode_state(raw, MODEL)
+    with pytest.raises(StateFormatError, match="format 2 that cannot be read"):
+        decode_state(b"\x02" + msgspec.msgpack.encode(json.loads(raw)), MODEL)
+
+
+def test_a_record_messagepack_cannot_hold_is_written_in_format_1() -> None:
+    # Integers beyond 64 bits: only states from before the event limits hold them.
+    state = decode_state(b'{"clock": 1000, "attributes": {"n": 18446744073709551617}}', MODEL)
+    stored = encode_state(state, 2)
+    assert stored[:1] == b"{"
+    assert decode_state(stored, MODEL).attributes == {"n": 18446744073709551617}

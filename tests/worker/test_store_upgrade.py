@@ -60,3 +60,26 @@ async def test_format_1_states_are_upgraded_in_place_with_no_change_to_scores_or
             assert raw[0] == FORMAT, f"{cid} was written but not in the current format"
         else:
             assert raw[:1] == b"{", f"{cid} was not written, so it keeps format 1"
+
+
+async def test_during_a_rolling_upgrade_the_worker_can_keep_writing_format_1(
+    redis_client: aioredis.Redis,
+) -> None:
+    # SCORER_STATE_FORMAT=1 while workers of the older release, which read only
+    # JSON, still run; format-2 states are still read.
+    await redis_client.flushdb()
+    events = [e for e in make_stream(MODEL, 20, 300, seed=17) if e.type in MODEL.event_types]
+    first, rest = events[:150], events[150:]
+    new = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    await pipeline_on(new).apply(first, {e.contact_id: 0 for e in first})
+    old_compatible = RedisStore(redis_client, MODEL, ttl_seconds=3600, state_format=1)
+    await pipeline_on(old_compatible).apply(rest, {e.contact_id: 0 for e in rest})
+    states, _ = replay(events, MODEL)
+    for cid, state in states.items():
+        raw = await redis_client.hget(contact_keys(cid)[0], "s")
+        assert raw is not None
+        if cid in {e.contact_id for e in rest}:
+            assert json.loads(raw) == state.to_json(), "written as plain format-1 JSON"
+        got = await new.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
