@@ -16,24 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import redis.asyncio as aioredis
-from pipeline import ROOT, make_events
+from pipeline import ROOT, make_events, scratch_pipeline
 
-from stream_scorer.dev import services as devservices
 from stream_scorer.events import CONTACT_UPDATED, Event
 from stream_scorer.scoring.model import load_model
-from stream_scorer.settings import Settings
 from stream_scorer.worker.keys import contact_keys
-from stream_scorer.worker.pipeline import Pipeline
-from stream_scorer.worker.store import RedisStore
 
 HOT = "hot-contact"
 
@@ -70,28 +62,8 @@ async def main() -> None:
         f"{len(batches)} batches of {args.batch}"
     )
 
-    with contextlib.ExitStack() as stack:
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:  # a redis-server of our own
-            server = devservices.start_redis(Path(tempfile.mkdtemp(prefix="bench-hot-")))
-            stack.callback(server.stop)
-            redis_url = server.url
-        client = aioredis.from_url(redis_url)
-        await client.flushdb()
-        settings = Settings(redis_url=redis_url)
-        store = RedisStore(
-            client,
-            model,
-            settings.contact_ttl_seconds,
-            dedupe_seconds=int(settings.dedupe_days * 86_400),
-            namespace="bench-hot",
-            cache_contacts=settings.state_cache_contacts,
-        )
-
-        async def no_dead_letters(*args: object) -> None:
-            raise RuntimeError("the events are all valid")
-
-        pipeline = Pipeline(settings, model, store, no_dead_letters)
+    async with contextlib.AsyncExitStack() as stack:
+        client, store, pipeline = await scratch_pipeline(stack, model, "bench-hot")
         seconds: list[float] = []
         for batch in batches:
             began = time.perf_counter()
@@ -99,8 +71,6 @@ async def main() -> None:
             await store.mark_relayed(applied.pending)
             seconds.append(time.perf_counter() - began)
         stored = len(await client.hget(contact_keys(HOT)[0], "s") or b"")
-        await client.flushdb()
-        await client.aclose()
 
     tenth = max(1, len(batches) // 10)
     first = sum(seconds[:tenth]) / sum(len(b) for b in batches[:tenth])

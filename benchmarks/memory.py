@@ -22,25 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import redis.asyncio as aioredis
+from pipeline import ROOT, scratch_pipeline
 
-from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
 from stream_scorer.review.simulation import generate
 from stream_scorer.scoring.model import load_model
-from stream_scorer.settings import Settings
 from stream_scorer.worker.keys import contact_keys
-from stream_scorer.worker.pipeline import Pipeline
-from stream_scorer.worker.store import RedisStore
 
-ROOT = Path(__file__).resolve().parents[1]
 #: The issue's target, printed next to the measured figure.
 TARGET_BYTES_PER_CONTACT = 600
 
@@ -66,29 +58,9 @@ async def main() -> None:
         f"(simulate --contacts {args.contacts}), model {model.name}"
     )
 
-    with contextlib.ExitStack() as stack:
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:  # a redis-server of our own: nothing else in its memory
-            server = devservices.start_redis(Path(tempfile.mkdtemp(prefix="bench-memory-")))
-            stack.callback(server.stop)
-            redis_url = server.url
-        client = aioredis.from_url(redis_url)
-        await client.flushdb()
+    async with contextlib.AsyncExitStack() as stack:
+        client, store, pipeline = await scratch_pipeline(stack, model, "bench-memory")
         before = int((await client.info("memory"))["used_memory"])
-        settings = Settings(redis_url=redis_url)
-        store = RedisStore(
-            client,
-            model,
-            settings.contact_ttl_seconds,
-            dedupe_seconds=int(settings.dedupe_days * 86_400),
-            namespace="bench-memory",
-            cache_contacts=settings.state_cache_contacts,
-        )
-
-        async def no_dead_letters(*args: object) -> None:
-            raise RuntimeError("the simulated events are all valid")
-
-        pipeline = Pipeline(settings, model, store, no_dead_letters)
         start = time.perf_counter()
         for i in range(0, len(events), args.batch):
             chunk = events[i : i + args.batch]
@@ -102,8 +74,6 @@ async def main() -> None:
         states = [await store.read_state(cid) for cid in contacts]
         seen = [len(s.seen) for s in states if s is not None]
         awards = [len(s.awards) for s in states if s is not None]
-        await client.flushdb()
-        await client.aclose()
 
     per_contact = (after - before) / len(contacts)
     print(f"  applied in {took:.1f} s ({len(events) / took:,.0f} events/s, no Kafka)")

@@ -80,6 +80,61 @@ def make_events(
     return out
 
 
+def kafka_and_redis(stack: contextlib.ExitStack) -> tuple[str, str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL`` if both are set, else local services."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    redis_url = os.environ.get("REDIS_URL")
+    if not bootstrap or not redis_url:
+        kafka, redis = stack.enter_context(devservices.local_services())
+        bootstrap, redis_url = kafka.bootstrap_servers, redis.url
+    return bootstrap, redis_url
+
+
+def fresh(settings: Settings, name: str, **changes: object) -> Settings:
+    """The same settings on new topics, group and web port: a worker that replays nothing."""
+    tag = f"{settings.app_id}-{name}"
+    return settings.model_copy(
+        update={
+            "app_id": tag,
+            "events_topic": f"{tag}.events",
+            "alerts_topic": f"{tag}.alerts",
+            "dlq_topic": f"{tag}.dlq",
+            "web_port": devservices.free_port(),
+            **changes,
+        }
+    )
+
+
+async def scratch_pipeline(
+    stack: contextlib.AsyncExitStack, model: ScoringModel, namespace: str
+) -> tuple[aioredis.Redis, RedisStore, Pipeline]:
+    """The worker's pipeline on an empty Redis: a redis-server of our own, else ``REDIS_URL``
+    (flushed, and flushed again on the way out). No Kafka: every event must be valid."""
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:  # nothing else in its memory
+        server = devservices.start_redis(Path(tempfile.mkdtemp(prefix=f"{namespace}-")))
+        stack.callback(server.stop)
+        redis_url = server.url
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    stack.push_async_callback(client.aclose)
+    stack.push_async_callback(client.flushdb)
+    settings = Settings(redis_url=redis_url)
+    store = RedisStore(
+        client,
+        model,
+        settings.contact_ttl_seconds,
+        dedupe_seconds=int(settings.dedupe_days * 86_400),
+        namespace=namespace,
+        cache_contacts=settings.state_cache_contacts,
+    )
+
+    async def no_dead_letters(*args: object) -> None:
+        raise RuntimeError("a benchmark's events are all valid")
+
+    return client, store, Pipeline(settings, model, store, no_dead_letters)
+
+
 async def produce(bootstrap: str, topic: str, events: list[Event]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
@@ -320,11 +375,7 @@ async def main() -> None:
     model = load_model(args.model)
 
     with contextlib.ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        redis_url = os.environ.get("REDIS_URL")
-        if not bootstrap or not redis_url:
-            kafka, redis = stack.enter_context(devservices.local_services())
-            bootstrap, redis_url = kafka.bootstrap_servers, redis.url
+        bootstrap, redis_url = kafka_and_redis(stack)
         tmp = Path(tempfile.mkdtemp(prefix="bench-"))
         tag = uuid.uuid4().hex[:6]
         settings = Settings(
@@ -362,14 +413,7 @@ async def main() -> None:
         print(f"  worker / slower half              {worker / slower:>10.2f}")
 
         # Fresh topics: the latency worker must not first replay the throughput topic.
-        lat_settings = settings.model_copy(
-            update={
-                "app_id": f"bench-{tag}-lat",
-                "events_topic": f"bench-{tag}-lat.events",
-                "alerts_topic": f"bench-{tag}-lat.alerts",
-                "dlq_topic": f"bench-{tag}-lat.dlq",
-            }
-        )
+        lat_settings = fresh(settings, "lat")
         await ensure_topics(lat_settings)
         delays = await latency(
             lat_settings, model, args.rate, args.latency_seconds, tmp / "latency.log"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import statistics
 import sys
@@ -33,9 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import Producer as LibrdkafkaProducer
-from pipeline import ROOT, latency, make_events, produce, worker_rate
+from pipeline import ROOT, fresh, kafka_and_redis, latency, make_events, produce, worker_rate
 
-from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
 from stream_scorer.scoring.model import load_model
 from stream_scorer.settings import Settings
@@ -69,20 +67,6 @@ def produce_with_librdkafka(bootstrap: str, topic: str, events: list[Event]) -> 
     return away
 
 
-def fresh(settings: Settings, name: str, **changes: object) -> Settings:
-    tag = f"{settings.app_id}-{name}"
-    return settings.model_copy(
-        update={
-            "app_id": tag,
-            "events_topic": f"{tag}.events",
-            "alerts_topic": f"{tag}.alerts",
-            "dlq_topic": f"{tag}.dlq",
-            "web_port": devservices.free_port(),
-            **changes,
-        }
-    )
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
@@ -94,11 +78,7 @@ async def main() -> None:
     model = load_model(ROOT / "config" / "scoring.yaml")
 
     with contextlib.ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        redis_url = os.environ.get("REDIS_URL")
-        if not bootstrap or not redis_url:
-            kafka, redis = stack.enter_context(devservices.local_services())
-            bootstrap, redis_url = kafka.bootstrap_servers, redis.url
+        bootstrap, redis_url = kafka_and_redis(stack)
         tmp = Path(tempfile.mkdtemp(prefix="bench-routing-"))
         base = Settings(
             kafka_bootstrap_servers=bootstrap,
