@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,30 @@ def failing_for(contact: str, real: object) -> object:
     return engine
 
 
+def collecting(
+    dead: list[tuple[bytes | None, dict[str, bytes]]],
+) -> Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[asyncio.Future[None]]]:
+    """A dead-letter sender that keeps ``(value, headers)`` in ``dead``, acknowledged at once."""
+
+    async def dead_letter(
+        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
+    ) -> asyncio.Future[None]:
+        dead.append((value, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    return dead_letter
+
+
+def on_partition_0(settings: Settings, events: list[Event]) -> list[Message]:
+    """Events as the worker's raw messages of partition 0, in order."""
+    return [
+        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
+        for i, e in enumerate(events)
+    ]
+
+
 @pytest.fixture
 async def fresh(
     services: Services, tmp_path: Path, redis_client: aioredis.Redis
@@ -62,22 +87,11 @@ async def test_an_engine_failure_dead_letters_that_contacts_events_only(
 ) -> None:
     settings, store = fresh
     dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-
-    async def dead_letter(
-        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
-    ) -> None:
-        dead.append((value, headers))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done  # type: ignore[return-value]
-
+    dead_letter = collecting(dead)
     pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
     assert BAD in {e.contact_id for e in events}
-    messages: list[Message] = [
-        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
-        for i, e in enumerate(events)
-    ]
+    messages = on_partition_0(settings, events)
     monkeypatch.setattr(
         pipeline_module, "apply_in_place", failing_for(BAD, pipeline_module.apply_in_place)
     )
@@ -153,21 +167,10 @@ async def test_a_gathered_batch_goes_to_redis_in_chunks_and_a_failed_chunk_affec
     settings, store = fresh
     settings = settings.model_copy(update={"batch_max_events": 40})
     dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-
-    async def dead_letter(
-        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
-    ) -> asyncio.Future[None]:
-        dead.append((value, headers))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
+    dead_letter = collecting(dead)
     pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
-    messages: list[Message] = [
-        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
-        for i, e in enumerate(events)
-    ]
+    messages = on_partition_0(settings, events)
     sizes: list[set[str]] = []
     real_apply, real_write = pipeline.apply, store.write
 
@@ -210,22 +213,11 @@ async def test_a_state_that_cannot_be_read_affects_that_contact_only(
     # A state in a newer release's format (after a downgrade), or a damaged value.
     settings, store = fresh
     dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-
-    async def dead_letter(
-        key: bytes | None, value: bytes | None, headers: dict[str, bytes]
-    ) -> asyncio.Future[None]:
-        dead.append((value, headers))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
+    dead_letter = collecting(dead)
     await redis_client.hset(contact_keys(BAD)[0], mapping={"v": "7", "s": b"\x09future"})
     pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
-    messages: list[Message] = [
-        (e.contact_id.encode(), e.model_dump_json().encode(), settings.events_topic, 0, i, [])
-        for i, e in enumerate(events)
-    ]
+    messages = on_partition_0(settings, events)
     await pipeline.run(messages)
 
     assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
