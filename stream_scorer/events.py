@@ -39,6 +39,7 @@ __all__ = [
     "check_event",
     "decode_event",
     "encode_event",
+    "event_decoder",
     "limit_problem",
     "native_decoder",
     "validate",
@@ -417,6 +418,9 @@ class _NativeTime(msgspec.Struct, gc=False):
     occurred_at: str
 
 
+#: Contact ids a native decoder remembers as checked (a few MB at most).
+_REMEMBERED_CONTACTS = 100_000
+
 #: No shorter time has more than 6 digits of a second (``2026-01-01T00:00:00.1234567Z``).
 _SHORTEST_LONG_TIME = len("2026-01-01T00:00:00.") + FRACTION_DIGITS + 2
 
@@ -433,7 +437,8 @@ def native_decoder(
     without validating again. It gives None when the full decoder must decide:
     another format, a type not in ``known_types`` (whose patterns the model
     has checked), or any rule broken, so that only the full decoder and
-    :func:`check_event` name errors. Contact ids it accepted are remembered.
+    :func:`check_event` name errors. The last contact ids it accepted (at
+    most :data:`_REMEMBERED_CONTACTS`) are not checked again.
     """
     decode = msgspec.json.Decoder(_NativeLine).decode
     time_text = msgspec.json.Decoder(_NativeTime).decode
@@ -464,6 +469,8 @@ def native_decoder(
         if contact not in contacts:
             if not _CONTACT_ID.match(contact):
                 return None
+            if len(contacts) >= _REMEMBERED_CONTACTS:  # a worker runs for months
+                contacts.clear()
             contacts.add(contact)
         # What ``Event.model_construct`` does, at a fraction of its cost.
         event: Event = new(Event)
@@ -476,3 +483,34 @@ def native_decoder(
         return event
 
     return decode_native
+
+
+def event_decoder(
+    known_types: Collection[str] | None, limits: Limits = DEFAULT_LIMITS
+) -> Callable[[bytes | None, Sequence[tuple[str, bytes | None]] | None], Event]:
+    """:func:`decode_event` for the live path: the same outcome for every input, faster.
+
+    A native event whose type is in ``known_types`` is read by
+    :func:`native_decoder` (msgspec, about a sixth of the cost); everything
+    else (other formats, CloudEvents in headers, an unknown type, any rule
+    broken, or ``known_types`` None: every type accepted) by
+    :func:`decode_event`, which names the error. A property test holds the
+    two to the same events and the same reasons.
+    """
+    fast = None if known_types is None else native_decoder(known_types, limits)
+
+    def decode(
+        raw: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None = None
+    ) -> Event:
+        if (
+            fast is not None
+            and raw is not None
+            and len(raw) <= limits.max_bytes
+            and not (headers and any(k == "ce_specversion" for k, _ in headers))
+        ):
+            event = fast(raw)
+            if event is not None:
+                return event
+        return decode_event(raw, limits, headers)
+
+    return decode

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from stream_scorer.dev import services as devservices
 from stream_scorer.scoring import native
+from stream_scorer.worker.connection import connect
 
 from .support.services import (
     REDIS_IMAGE,
@@ -113,6 +114,6 @@ def worker_factory(services: Services, tmp_path: Path) -> Iterator[list[Worker]]
 
 @pytest.fixture
 async def redis_client(services: Services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(services.redis_url)
+    client = connect(services.redis_url)  # the worker's client
     yield client
     await client.aclose()

@@ -23,6 +23,7 @@ from stream_scorer.events import (
     Limits,
     decode_event,
     encode_event,
+    event_decoder,
     limit_problem,
     validate,
 )
@@ -293,3 +294,101 @@ def test_the_backtests_fast_decoder_leaves_deep_lines_to_the_full_one() -> None:
     line += b"1" + b"]" * 20_000 + b"}}"
     assert native_decoder({"email_open"})(line) is None
     assert reason_of(line) in {"malformed_json", "oversized"}
+
+
+def outcome(decode: Any, raw: bytes | None, headers: Any) -> tuple[str, str]:
+    """What a decoder makes of a message: the event's JSON, or the reason and detail."""
+    try:
+        return "event", decode(raw, headers).model_dump_json()
+    except InvalidEvent as exc:
+        return exc.reason, exc.detail
+
+
+#: Times near the edges of what RFC 3339, msgspec and pydantic each accept.
+tricky_times = st.sampled_from(
+    [
+        "2026-11-28t12:00:00z",
+        "2026-11-28 12:00:00Z",
+        "2026-11-28T12:00:00",
+        "2026-11-28T12:00Z",
+        "2026-11-28T12:00:00.1234567Z",
+        "2026-11-28T23:59:59.9999995Z",
+        "2026-11-28T12:00:00.123+05:30",
+        "2026-11-28T12:00:00-00:00",
+        "2026-11-28T23:59:60Z",
+        "2026-11-28T24:00:00Z",
+        "2026-02-30T12:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2500-01-01T00:00:00Z",
+        "2026-11-28T12:00:00+24:00",
+        "20261128T120000Z",
+    ]
+)
+
+
+@st.composite
+def native_lines(draw: st.DrawFn) -> bytes:
+    """Native events as producers write them: each field valid or near its edge."""
+    odd = native(draw)
+    edge_ids = st.text(alphabet="ab", min_size=199, max_size=201)
+    contacts = st.sampled_from(["c-1", "c-1\n", "c-\u00e9"])
+    document = {
+        "event_id": draw(st.just("e-1") | edge_ids | st.just(odd["event_id"])),
+        "contact_id": draw(contacts | st.just(odd["contact_id"])),
+        "type": draw(st.sampled_from(TYPES) | st.just(odd["type"])),
+        "occurred_at": draw(tricky_times | times),
+        "properties": draw(st.just({"url": "https://a.io/pricing"}) | st.just(odd["properties"])),
+    }
+    for key in draw(st.sets(st.sampled_from(sorted(document)), max_size=2)):
+        if draw(st.booleans()):
+            del document[key]
+        else:
+            document[key] = None
+    raw = json.dumps(document, allow_nan=True).encode()
+    if draw(st.integers(0, 3)) == 0:  # a key given twice: the last one counts, in both
+        key = draw(st.sampled_from(sorted(odd)))
+        raw = raw[:-1] + (b", " if document else b"") + json.dumps({key: odd[key]}).encode()[1:]
+    return raw
+
+
+def _same_decisions(raw: bytes | None, headers: Any, known: Any, limits: Limits) -> None:
+    types = None if known is None else known.event_types
+    live = event_decoder(types, limits)
+
+    def full(raw: bytes | None, headers: Any) -> Event:
+        return decode_event(raw, limits, headers)
+
+    assert outcome(live, raw, headers) == outcome(full, raw, headers)
+    assert outcome(live, raw, headers) == outcome(full, raw, headers)  # contacts remembered
+
+
+SMALL_LIMITS = Limits(max_bytes=110, max_string=3, max_values=2)
+
+
+@settings(max_examples=1_500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=native_lines(),
+    known=st.sampled_from(MODELS),
+    limits=st.sampled_from([DEFAULT_LIMITS, DEFAULT_LIMITS, SMALL_LIMITS]),
+)
+def test_the_live_decoder_reads_native_events_as_decode_event_does(
+    raw: bytes, known: Any, limits: Limits
+) -> None:
+    """The worker's fast decoder gives the same events and the same reasons as the full one."""
+    _same_decisions(raw, None, known, limits)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=documents().map(lambda d: json.dumps(d, allow_nan=True).encode())
+    | st.none()
+    | st.binary(max_size=120),
+    headers=headers_lists,
+    known=st.sampled_from([None, *MODELS]),
+    limits=st.sampled_from([DEFAULT_LIMITS, SMALL_LIMITS]),
+)
+def test_the_live_decoder_decides_as_decode_event_for_any_input(
+    raw: bytes | None, headers: Any, known: Any, limits: Limits
+) -> None:
+    """Any bytes, any format, any headers: the same event or the same reason."""
+    _same_decisions(raw, headers, known, limits)

@@ -20,6 +20,7 @@ def worker() -> None:
     import faust
 
     from stream_scorer.errors import ConfigError
+    from stream_scorer.worker import collector
     from stream_scorer.worker.api import exposure_problem
     from stream_scorer.worker.app import create_app
     from stream_scorer.worker.topics import ensure_topics
@@ -43,6 +44,7 @@ def worker() -> None:
         typer.echo(f"error: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
     loop.run_until_complete(ensure_topics(settings))
+    collector.tune()  # set up: from here on the heap is mostly contacts' states
     faust.Worker(app, loop=loop, loglevel=settings.log_level.lower()).execute_from_commandline()
 
 

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-import redis.asyncio as aioredis
 
 from stream_scorer.events import Event, encode_event
 from stream_scorer.scoring import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker import api
+from stream_scorer.worker.connection import connect
 from stream_scorer.worker.consumer import EventsConsumer
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
@@ -102,9 +102,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)
     alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
     dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions, **raw)
-    redis_client = aioredis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5
-    )
+    redis_client = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     metrics = Metrics()
     store = RedisStore(
         redis_client,

@@ -37,7 +37,7 @@ from typing import Any
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from stream_scorer.errors import InvalidEvent, ScorerError
-from stream_scorer.events import Event, Limits, check_event, decode_event
+from stream_scorer.events import Event, Limits, check_event, event_decoder
 from stream_scorer.scoring import (
     ContactState,
     Crossing,
@@ -150,6 +150,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self._known = None if settings.accept_unknown_types else model.event_types
         self.limits = event_limits(settings)
+        self._decode_event = event_decoder(self._known, self.limits)
 
     def decode(self, messages: Sequence[Message]) -> Decoded:
         """Decode and check each message: an event, or the reason it is refused."""
@@ -157,9 +158,10 @@ class Pipeline:
         self.metrics.activity.events(len(messages))
         decoded = Decoded()
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
+        decode_event = self._decode_event
         for msg in messages:
             try:
-                event = decode_event(msg[1], self.limits, msg[5])
+                event = decode_event(msg[1], msg[5])
                 check_event(event, self._known, not_after)
             except InvalidEvent as exc:
                 decoded.bad.append((msg, exc))

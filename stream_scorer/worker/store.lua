@@ -40,11 +40,13 @@ for i = 1, #KEYS / 2 do
         version = string.format('%d', tonumber(current) + 1)
       end
       redis.call('HSET', state, 'v', version, 's', body)
-      for j = first, first + n - 1 do
-        redis.call('RPUSH', outbox, ARGV[j])
-      end
       redis.call('PEXPIRE', state, ttl)
-      if redis.call('EXISTS', outbox) == 1 then
+      if n > 0 then
+        -- An outbox lives as long as its newest alert needs: a write without
+        -- alerts leaves it alone (the relay empties it within seconds).
+        for j = first, first + n - 1 do
+          redis.call('RPUSH', outbox, ARGV[j])
+        end
         redis.call('PEXPIRE', outbox, ttl)
       end
     end

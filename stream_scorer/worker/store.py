@@ -46,17 +46,10 @@ from stream_scorer.worker.keys import (
 log = logging.getLogger(__name__)
 
 #: Read many contacts' (version, state) in one call.
-#: ARGV[i] is the version the worker holds in memory ("" if none): when it is
-#: current, the state itself is not sent again.
 _READ_MANY = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  local version = redis.call('HGET', key, 'v')
-  if version and version == ARGV[i] then
-    out[i] = {version, false}
-  else
-    out[i] = {version or false, version and redis.call('HGET', key, 's') or false}
-  end
+  out[i] = redis.call('HMGET', key, 'v', 's')
 end
 return out
 """
@@ -176,22 +169,31 @@ class RedisStore:
     async def read(
         self, contacts: Sequence[str]
     ) -> list[tuple[str, ContactState | StateFormatError]]:
-        """Versions (``"0"``: none yet) and states of contacts, in one round trip.
+        """Versions (``"0"``: none yet) and states of contacts; Redis only for those not held.
 
-        A state that cannot be read (a newer release's format, a damaged value)
-        comes back as the error, for that contact alone. Takes the contacts'
-        entries out of the cache: :meth:`write` puts back what it wrote.
+        A contact this worker wrote last is taken from memory with the
+        version it wrote, with no round trip: the write's compare-and-set
+        checks that version, so a contact written since by anyone else (a
+        rebalance, a zombie) is a conflict, read again from Redis. The others
+        are read in one round trip. A state that cannot be read (a newer
+        release's format, a damaged value) comes back as the error, for that
+        contact alone. Takes the contacts' entries out of the cache:
+        :meth:`write` puts back what it wrote.
         """
         held = [self._cache.pop(cid, None) for cid in contacts]
-        keys = [contact_keys(cid)[0] for cid in contacts]
-        args = [(entry or ("",))[0] for entry in held]
-        rows: list[Any] = await self._read_script(keys=keys, args=args)
+        missing = [cid for cid, entry in zip(contacts, held, strict=True) if entry is None]
+        rows: list[Any] = []
+        if missing:
+            keys = [contact_keys(cid)[0] for cid in missing]
+            rows = await self._read_script(keys=keys)
+        fetched = iter(rows)
         out: list[tuple[str, ContactState | StateFormatError]] = []
-        for row, entry in zip(rows, held, strict=True):
-            version = (row[0] or b"0").decode()
-            if entry is not None and row[1] is None and entry[0] == version:
-                out.append((version, entry[1]))
+        for entry in held:
+            if entry is not None:
+                out.append(entry)
                 continue
+            row = next(fetched)
+            version = (row[0] or b"0").decode()
             try:
                 out.append((version, self._decode(row[1] or None)))
             except StateFormatError as exc:
