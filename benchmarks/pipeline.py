@@ -186,10 +186,16 @@ def engine_only(model: ScoringModel, events: list[Event]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
+async def redis_cpu_seconds(client: aioredis.Redis) -> float:
+    """CPU time the Redis server has used so far (user and system, main thread and others)."""
+    cpu = await client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 async def pipeline_only(
     settings: Settings, model: ScoringModel, events: list[Event], batch: int, decoded: bool = False
-) -> float:
-    """Events/s through the worker's pipeline on Redis, no Kafka.
+) -> tuple[float, float]:
+    """Events/s through the worker's pipeline on Redis, no Kafka, and Redis's CPU µs per event.
 
     From raw messages (decode and check, engine, compare-and-set), or with
     ``decoded`` from events already decoded (engine and store only).
@@ -212,6 +218,7 @@ async def pipeline_only(
     )
     pipeline = Pipeline(settings, model, store, dead_letter)
     try:
+        cpu = await redis_cpu_seconds(client)
         start = time.perf_counter()
         for i in range(0, len(messages), batch):
             if decoded:
@@ -219,7 +226,8 @@ async def pipeline_only(
             else:
                 pending = await pipeline.run(messages[i : i + batch])
             await store.mark_relayed(pending)
-        return len(events) / (time.perf_counter() - start)
+        rate = len(events) / (time.perf_counter() - start)
+        return rate, (await redis_cpu_seconds(client) - cpu) / len(events) * 1e6
     finally:
         await client.flushdb()
         await client.aclose()
@@ -426,10 +434,10 @@ async def main() -> None:
         collector.tune()  # as the worker does once it is set up
         consume = await consume_only(bootstrap, settings.events_topic, len(events))
         engine = engine_only(model, events)
-        stored = await pipeline_only(
+        stored, redis_us = await pipeline_only(
             settings, model, events, settings.batch_max_events, decoded=True
         )
-        scored = await pipeline_only(settings, model, events, settings.batch_max_events)
+        scored, _ = await pipeline_only(settings, model, events, settings.batch_max_events)
         worker = await worker_rate(settings, len(events), tmp / "worker.log")
         rows = [
             ("consume-only (aiokafka getmany)", consume),
@@ -442,6 +450,10 @@ async def main() -> None:
         for name, rate in rows:
             print(f"  {name:36} {rate:>10,.0f}  {rate / consume:>6.3f}")
         print(f"  worker / consume-only: {worker / consume:.3f} (target 0.30, stretch 0.45)")
+        print(
+            f"  Redis CPU per event: {redis_us:.1f} µs (engine + store), so one Redis core "
+            f"serves about {1e6 / redis_us:,.0f} events/s"
+        )
 
         # Fresh topics: the latency worker must not first replay the throughput topic.
         lat_settings = fresh(settings, "lat")

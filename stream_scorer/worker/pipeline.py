@@ -423,6 +423,8 @@ class Pipeline:
                 effects.append((crossings, awarded))
             conflicts: list[str] = []
             done: list[str] = []
+            crossed: list[Crossing] = []
+            awards: list[str] = []
             outcomes = await self.store.write(changes)
             for change, outcome, (crossings, awarded) in zip(
                 changes, outcomes, effects, strict=True
@@ -430,9 +432,11 @@ class Pipeline:
                 if outcome is None:
                     conflicts.append(change.contact_id)
                     continue
-                self.metrics.count(crossings, awarded)
+                crossed.extend(crossings)
+                awards.extend(awarded)
                 pending.extend(outcome)
                 done.append(change.contact_id)
+            self.metrics.count(crossed, awards)
             await self.store.index(changes, outcomes)
             # Written and indexed: a retry of the batch leaves them alone. (Written but
             # not indexed, they are scored again: every event a duplicate, the indexes

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -87,9 +87,12 @@ return 1
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One contact's part of a write: the state as read, changed by the engine."""
+class Change(NamedTuple):
+    """One contact's part of a write: the state as read, changed by the engine.
+
+    A named tuple: one is made per contact written, and a frozen dataclass
+    cost more to make than the rest of the contact's bookkeeping.
+    """
 
     contact_id: str
     #: The version read: the write happens only if Redis still holds it.
