@@ -247,26 +247,53 @@ def _expire(
     expired: list[Award],
     out: list[Crossing],
 ) -> None:
-    """Drop awards expiring at or before ``until``, one instant at a time."""
-    while True:
-        instant = state.next_expiry()
-        if instant is None or instant > until:
-            return
-        values = state.values
+    """Drop awards expiring at or before ``until``, one instant at a time.
+
+    Each instant's awards leave the tallies together, then the tiers are
+    checked at that instant. The work is one pass over the awards and a sort
+    of those expiring, not a pass per instant: a contact idle for months, or
+    a sweep that fell behind, can have thousands of instants to catch up.
+    """
+    instant = state.next_expiry()
+    if instant is None or instant > until:
+        return
+    awards = state.awards
+    due = [a for a in awards if a.expires_at is not None and a.expires_at <= until]
+    due.sort(key=_expiry_of)  # stable: an instant's awards in their live order
+    values = state.values
+    tallies = state.tallies
+    scores = model.scores
+    i = 0
+    while i < len(due):
+        instant = _expiry_of(due[i])
         previous = dict(values)
-        tallies = state.tallies
-        scores = model.scores
-        keep: list[Award] = []
         touched: set[str] = set()
-        for award in state.awards:
-            if award.expires_at is not None and award.expires_at <= instant:
-                _add(tallies, values, scores[award.score], award.category, award.points, -1)
-                expired.append(award)
-                touched.add(award.score)
-            else:
-                keep.append(award)
-        state.awards = keep
-        state.expiry = _scan_expiry(keep)
+        while i < len(due) and _expiry_of(due[i]) == instant:
+            award = due[i]
+            _add(tallies, values, scores[award.score], award.category, award.points, -1)
+            expired.append(award)
+            touched.add(award.score)
+            i += 1
+        # state.awards still holds the instant's awards and earlier ones; the
+        # crossings' reasons skip them (expired_by), and they leave below.
         _check_tiers(
-            state, model, contact_id, sorted(touched), previous, f"expired@{instant}", instant, out
+            state,
+            model,
+            contact_id,
+            sorted(touched),
+            previous,
+            f"expired@{instant}",
+            instant,
+            out,
+            expired_by=instant,
         )
+    keep = [a for a in awards if a.expires_at is None or a.expires_at > until]
+    state.awards = keep
+    state.expiry = _scan_expiry(keep)
+
+
+def _expiry_of(award: Award) -> int:
+    """An expiring award's expiry (only awards that expire are passed)."""
+    expires = award.expires_at
+    assert expires is not None
+    return expires

@@ -23,11 +23,15 @@ def _check_tiers(
     cause: str,
     at: int,
     out: list[Crossing],
+    expired_by: int | None = None,
 ) -> None:
     """Check the tiers of the scores ``names`` after a change, appending crossings to ``out``.
 
     ``previous`` holds each score's value before the change (a score missing
-    from it did not move); ``cause`` and ``at`` are the change's.
+    from it did not move); ``cause`` and ``at`` are the change's. With
+    ``expired_by``, ``state.awards`` still holds awards expiring at or before
+    it, which are not live any more (an expiry in progress): a crossing's
+    reasons leave them out.
     """
     for name in names:
         score = model.scores[name]
@@ -64,22 +68,28 @@ def _check_tiers(
                     cause,
                     at,
                     model.display(name, value, state.attributes),
-                    _top_awards(state, name),
+                    _top_awards(state, name, expired_by),
                 )
             )
         if not active:
             del state.tiers[name]
 
 
-def _top_awards(state: ContactState, score: str, n: int = 3) -> tuple[Award, ...]:
+def _top_awards(
+    state: ContactState, score: str, expired_by: int | None = None, n: int = 3
+) -> tuple[Award, ...]:
     """The largest live awards; ties by time, then rule, then live order.
 
     The first ``n`` of a stable sort by ``(-abs(points), at, rule)``, kept in one
-    pass instead of sorting every live award at each crossing.
+    pass instead of sorting every live award at each crossing. Awards
+    expiring at or before ``expired_by`` are not live.
     """
     top: list[Award] = []
     for award in (*state.fit.values(), *state.awards):
         if award.score != score:
+            continue
+        expires = award.expires_at
+        if expired_by is not None and expires is not None and expires <= expired_by:
             continue
         i = len(top)
         while i and _ranks_before(award, top[i - 1]):

@@ -812,6 +812,71 @@ def test_advance_is_chunk_independent(scenario: Scenario, data: st.DataObject) -
         check_values(model, whole)
 
 
+def expire_one_instant_at_a_time(
+    state: ContactState, model: ScoringModel, cid: str, until: int
+) -> tuple[list[Award], list[Crossing]]:
+    """The expiry as the engine first did it: a pass over every award per instant.
+
+    The reference for the engine's one-pass expiry (property 10b), kept as it was.
+    """
+    from stream_scorer.scoring.state import _rebuild, _scan_expiry
+    from stream_scorer.scoring.tally import _add
+    from stream_scorer.scoring.tiers import _check_tiers
+
+    if state.swept is None or until > state.swept:
+        state.swept = until
+    if not state.values:
+        _rebuild(state, model)
+    reach = state.swept if state.clock is None or state.clock < state.swept else state.clock
+    expired: list[Award] = []
+    out: list[Crossing] = []
+    while True:
+        instant = state.next_expiry()
+        if instant is None or instant > reach:
+            return expired, out
+        values = state.values
+        previous = dict(values)
+        keep: list[Award] = []
+        touched: set[str] = set()
+        for award in state.awards:
+            if award.expires_at is not None and award.expires_at <= instant:
+                score = model.scores[award.score]
+                _add(state.tallies, values, score, award.category, award.points, -1)
+                expired.append(award)
+                touched.add(award.score)
+            else:
+                keep.append(award)
+        state.awards = keep
+        state.expiry = _scan_expiry(keep)
+        _check_tiers(
+            state, model, cid, sorted(touched), previous, f"expired@{instant}", instant, out
+        )
+
+
+@PROPERTY
+@given(scenarios(), st.data())
+def test_expiry_in_one_pass_equals_one_instant_at_a_time(
+    scenario: Scenario, data: st.DataObject
+) -> None:
+    """10b. Many instants expired in one call: the same awards, crossings (with their
+    reasons) and state as expiring them one instant at a time, a pass per instant."""
+    model, ops = scenario.model, scenario.ops
+    states: dict[str, ContactState] = {}
+    for _ in run(model, ops, states):
+        pass
+    day = 86_400_000
+    for cid, state in sorted(states.items()):
+        target = horizon(state) + data.draw(st.integers(0, 200 * day), label=f"{cid} target")
+        engine, effects = advance(state, target, model, cid)
+        reference = state.copy()
+        expired, crossings = expire_one_instant_at_a_time(reference, model, cid, target)
+        assert list(effects.expired) == expired
+        assert list(effects.crossings) == crossings
+        assert engine.to_json() == reference.to_json()
+        assert engine.values == reference.values
+        assert engine.expiry == reference.expiry
+
+
 def possible_values(model: ScoringModel, state: ContactState, name: str) -> set[int]:
     """A score's value under either reading of step 5 for a category with no live awards.
 
