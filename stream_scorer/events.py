@@ -418,7 +418,8 @@ class _NativeTime(msgspec.Struct, gc=False):
     occurred_at: str
 
 
-#: Contact ids a native decoder remembers as checked (a few MB at most).
+#: Contact ids a native decoder remembers as checked: up to about 30 MB for
+#: ids of 200 characters, much less for usual ones.
 _REMEMBERED_CONTACTS = 100_000
 
 #: No shorter time has more than 6 digits of a second (``2026-01-01T00:00:00.1234567Z``).
@@ -449,6 +450,8 @@ def native_decoder(
     def decode_native(line: bytes) -> Event | None:
         if b'"specversion"' in line or b'"messageId"' in line:
             return None  # CloudEvents and Segment calls
+        if not _utf8(line):  # msgspec skips unknown fields without checking their bytes
+            return None
         try:
             fast = decode(line)
         except Exception:  # a DecodeError, or nesting too deep: the full decoder names it
@@ -514,3 +517,12 @@ def event_decoder(
         return decode_event(raw, limits, headers)
 
     return decode
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is valid UTF-8 throughout (strict: no overlong forms, no surrogates)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

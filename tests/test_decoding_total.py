@@ -345,6 +345,11 @@ def native_lines(draw: st.DrawFn) -> bytes:
         else:
             document[key] = None
     raw = json.dumps(document, allow_nan=True).encode()
+    if document and draw(st.booleans()):  # a field the event does not read, any bytes
+        high = st.lists(st.integers(0x80, 0xFF), min_size=1, max_size=4).map(bytes)
+        junk = draw(high | st.binary(max_size=6)).replace(b"\\", b"").replace(b'"', b"")
+        name = draw(st.sampled_from([b"x", junk]))
+        raw = raw[:-1] + b', "' + name + b'": "' + draw(st.sampled_from([b"ok", junk])) + b'"}'
     if draw(st.integers(0, 3)) == 0:  # a key given twice: the last one counts, in both
         key = draw(st.sampled_from(sorted(odd)))
         raw = raw[:-1] + (b", " if document else b"") + json.dumps({key: odd[key]}).encode()[1:]

@@ -5,8 +5,11 @@ hiredis is installed (a dependency here); its asyncio client always packs
 them in Python. The store sends a few thousand arguments per batch (keys,
 versions, states, alerts, index entries), and packing them in Python took
 about a tenth of the worker's time (``benchmarks/pipeline.py``). The same
-bytes go on the wire either way; this is the synchronous client's packer,
-:class:`redis.connection.HiredisRespSerializer`, used from asyncio.
+bytes go on the wire either way (for the str, bytes, int and float the
+worker sends); this is the synchronous client's packer,
+:class:`redis.connection.HiredisRespSerializer`, used from asyncio. It copies
+each argument into one buffer, where redis-py passed large values through:
+a transient copy of a large state per call.
 """
 
 from __future__ import annotations
@@ -55,9 +58,14 @@ _PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {
 def connect(url: str, **options: Any) -> aioredis.Redis:
     """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``), as ``from_url`` makes it.
 
-    Nothing is connected until the first command.
+    hiredis writes strings as strict UTF-8, redis-py's default: a client told
+    otherwise (an ``encoding`` in the URL's query, say) keeps redis-py's own
+    packer. Nothing is connected until the first command.
     """
     client = aioredis.from_url(url, **options)
     pool = client.connection_pool
-    pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
+    kwargs = pool.connection_kwargs
+    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
+        pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
     return client

@@ -151,11 +151,13 @@ class RedisStore:
         self._advance_script: AsyncScript = client.register_script(_ADVANCE)
         self._reset_script: AsyncScript = client.register_script(_RESET)
         self._unindex_script: AsyncScript = client.register_script(_UNINDEX)
-        # States this worker wrote last, by contact: (version, state). Parsing a
-        # state's JSON cost more than the rest of a contact's update together, and
-        # a worker mostly sees the contacts of its own partitions. An entry is
-        # used only while Redis still holds its version, and is taken out of the
-        # cache by a read, so a failed write never leaves a changed state behind.
+        # States this worker wrote last, by contact: (version, state). Decoding a
+        # state cost more than the rest of a contact's update together, and a
+        # worker mostly sees the contacts of its own partitions. An entry is
+        # scored without asking Redis; its write compares the version, so one
+        # Redis no longer holds is never written (a conflict: read, scored again).
+        # A read takes the entry out of the cache, so a failed write never leaves
+        # a changed state behind.
         self._cache: dict[str, tuple[str, ContactState]] = {}
         self._cache_size = cache_contacts
 

@@ -57,6 +57,21 @@ def test_every_kind_of_url_keeps_its_connection_and_gets_the_packer(
     assert type(made).pack_command is not kind.pack_command
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?encoding=latin-1",
+        "redis://127.0.0.1:6379/0?encoding_errors=replace",
+    ],
+)
+def test_a_client_told_another_encoding_keeps_redis_pys_packer(url: str) -> None:
+    made = connect(url).connection_pool.make_connection()
+    assert type(made).pack_command is Connection.pack_command
+    assert made.pack_command("SET", "k", "\u00e9") == Connection(
+        encoding="latin-1" if "latin" in url else "utf-8", encoding_errors="replace"
+    ).pack_command("SET", "k", "\u00e9")
+
+
 @pytest.mark.integration
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # one client for all
 @given(values=st.lists(st.binary(max_size=20_000), min_size=1, max_size=20))

@@ -1,4 +1,4 @@
-"""A worker's in-memory states are used only while Redis still holds them."""
+"""A worker's in-memory states are written back only while Redis still holds their version."""
 
 from __future__ import annotations
 
