@@ -208,6 +208,15 @@ class ContactState:
         """When the next award expires (ms), if any does."""
         return self.expiry
 
+    def latest_expiry(self) -> int | None:
+        """When the last award expires (ms), if any does: until then the state can change."""
+        latest: int | None = None
+        for award in self.awards:
+            expires = award.expires_at
+            if expires is not None and (latest is None or expires > latest):
+                latest = expires
+        return latest
+
 
 def _rebuild(state: ContactState, model: ScoringModel) -> None:
     """Make the derived fields (tallies, values, gates, next expiry) from the record."""

@@ -213,7 +213,7 @@ class RedisStore:
 
     def _ttl_for(self, state: ContactState) -> int:
         """Retention after the last thing that can still change: the latest award expiry."""
-        latest = max((a.expires_at for a in state.awards if a.expires_at is not None), default=0)
+        latest = state.latest_expiry() or 0
         seen = max(state.clock or 0, state.swept or 0)
         return self._ttl_ms + max(0, latest - seen)
 
@@ -230,12 +230,12 @@ class RedisStore:
         keys: list[str] = []
         args: list[str | bytes | int] = []
         for change in changes:
-            body = b""
+            body, ttl = b"", 0  # nothing changed: store.lua compares the version only
             if change.changed:
                 compact(change.state, self._dedupe_ms)
                 body = encode_state(change.state, self._format)
+                ttl = self._ttl_for(change.state)
             keys.extend(contact_keys(change.contact_id))
-            ttl = self._ttl_for(change.state)
             args.extend([change.version, body, ttl, len(change.alerts), *change.alerts])
         results: list[Any] = await self._script(keys=keys, args=args)
 
