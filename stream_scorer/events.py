@@ -418,9 +418,16 @@ class _NativeTime(msgspec.Struct, gc=False):
     occurred_at: str
 
 
-#: Contact ids a native decoder remembers as checked: up to about 30 MB for
-#: ids of 200 characters, much less for usual ones.
+#: Contact ids a native decoder remembers as checked: about 30 MB for ids of
+#: 200 ASCII characters (90 MB for 200 characters beyond the BMP), far less
+#: for usual ones.
 _REMEMBERED_CONTACTS = 100_000
+
+#: Nesting the full decoder's JSON parser refuses beyond ("recursion limit exceeded").
+_PARSER_DEPTH = 200
+#: Digits of the longest number Python reads as an integer; more is "number out of range".
+_LONGEST_NUMBER = 4300
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (_LONGEST_NUMBER + 1))
 
 #: No shorter time has more than 6 digits of a second (``2026-01-01T00:00:00.1234567Z``).
 _SHORTEST_LONG_TIME = len("2026-01-01T00:00:00.") + FRACTION_DIGITS + 2
@@ -450,7 +457,16 @@ def native_decoder(
     def decode_native(line: bytes) -> Event | None:
         if b'"specversion"' in line or b'"messageId"' in line:
             return None  # CloudEvents and Segment calls
-        if not _utf8(line):  # msgspec skips unknown fields without checking their bytes
+        # msgspec skips the fields it does not read without parsing them as the
+        # full decoder does: bytes that are not UTF-8, numbers of more digits than
+        # Python reads (4,300), nesting deeper than pydantic's limit (200) are
+        # refused there, so such lines are left to it (a bracket or digit in a
+        # string counts too: the full decoder then decides, the same way).
+        if (
+            not _utf8(line)
+            or line.count(b"[") + line.count(b"{") > _PARSER_DEPTH
+            or (len(line) > _LONGEST_NUMBER and _LONG_NUMBER.search(line) is not None)
+        ):
             return None
         try:
             fast = decode(line)

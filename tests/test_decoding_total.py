@@ -349,11 +349,43 @@ def native_lines(draw: st.DrawFn) -> bytes:
         high = st.lists(st.integers(0x80, 0xFF), min_size=1, max_size=4).map(bytes)
         junk = draw(high | st.binary(max_size=6)).replace(b"\\", b"").replace(b'"', b"")
         name = draw(st.sampled_from([b"x", junk]))
-        raw = raw[:-1] + b', "' + name + b'": "' + draw(st.sampled_from([b"ok", junk])) + b'"}'
+        raw = raw[:-1] + b', "' + name + b'": ' + draw(unread_values(junk)) + b"}"
     if draw(st.integers(0, 3)) == 0:  # a key given twice: the last one counts, in both
         key = draw(st.sampled_from(sorted(odd)))
         raw = raw[:-1] + (b", " if document else b"") + json.dumps({key: odd[key]}).encode()[1:]
     return raw
+
+
+def unread_values(junk: bytes) -> st.SearchStrategy[bytes]:
+    """JSON for a field the event does not read, at the edges of what the full parser takes."""
+    return st.sampled_from(
+        [
+            b'"ok"',
+            b'"' + junk + b'"',
+            b"9" * 4300,  # as many digits as Python reads
+            b"-" + b"9" * 4301,  # one more
+            b"1." + b"5" * 5000,
+            b"[" * 199 + b"]" * 199,  # 200 levels with the event's own
+            b"[" * 200 + b"]" * 200,  # one more
+            b'{"a":' * 200 + b"1" + b"}" * 200,
+        ]
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(TYPES),
+    junk=st.binary(max_size=6).map(lambda b: b.replace(b"\\", b"").replace(b'"', b"")),
+    data=st.data(),
+)
+def test_the_live_decoder_leaves_what_it_skips_to_the_full_parser(
+    kind: str, junk: bytes, data: st.DataObject
+) -> None:
+    """A valid event with any unread field: what the full parser refuses is refused."""
+    event = {**GOOD, "type": kind}
+    raw = json.dumps(event).encode()[:-1] + b', "x": ' + data.draw(unread_values(junk)) + b"}"
+    for known in MODELS:
+        _same_decisions(raw, None, known, DEFAULT_LIMITS)
 
 
 def _same_decisions(raw: bytes | None, headers: Any, known: Any, limits: Limits) -> None:
