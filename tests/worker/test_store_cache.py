@@ -95,3 +95,29 @@ async def test_memory_is_bounded_by_the_configured_contacts(
     prefix = uuid.uuid4().hex[:8]
     await pipeline_on(store).apply([_event(f"{prefix}-{i}", 0) for i in range(20)])
     assert len(store._cache) == 5
+
+
+async def test_a_held_contact_is_scored_without_a_read_until_someone_else_writes_it(
+    redis_client: aioredis.Redis,
+) -> None:
+    cid = f"cache-{uuid.uuid4().hex[:8]}"
+    a = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    b = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    events = [_event(cid, n) for n in range(4)]
+    reads: list[int] = []
+    script = a.store._read_script
+
+    async def counted(**kwargs: object) -> object:
+        reads.append(len(kwargs["keys"]))  # type: ignore[arg-type]
+        return await script(**kwargs)  # type: ignore[arg-type]
+
+    a.store._read_script = counted  # type: ignore[assignment]
+    await a.apply(events[:1])
+    assert reads == [1], "a contact the worker does not hold is read"
+    await a.apply(events[1:2])
+    assert reads == [1], "the state it wrote last is scored without a read"
+    await b.apply(events[2:3])  # another worker writes it
+    await a.apply(events[3:])
+    assert reads == [1, 1], "the compare-and-set refused the held copy: read again"
+    states, _ = replay(events, MODEL)
+    assert await _state_json(a.store, cid) == states[cid].to_json()
