@@ -158,10 +158,10 @@ class Pipeline:
         self.metrics.activity.events(len(messages))
         decoded = Decoded()
         not_after = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew_seconds)
-        decode_event = self._decode_event
+        decode = self._decode_event
         for msg in messages:
             try:
-                event = decode_event(msg[1], msg[5])
+                event = decode(msg[1], msg[5])
                 check_event(event, self._known, not_after)
             except InvalidEvent as exc:
                 decoded.bad.append((msg, exc))

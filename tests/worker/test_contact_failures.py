@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -46,10 +45,13 @@ def failing_for(contact: str, real: object) -> object:
     return engine
 
 
-def collecting(
-    dead: list[tuple[bytes | None, dict[str, bytes]]],
-) -> Callable[[bytes | None, bytes | None, dict[str, bytes]], Awaitable[asyncio.Future[None]]]:
-    """A dead-letter sender that keeps ``(value, headers)`` in ``dead``, acknowledged at once."""
+#: Dead letters a test's pipeline sent: ``(value, headers)``.
+DeadLetters = list[tuple[bytes | None, dict[str, bytes]]]
+
+
+def collecting_pipeline(settings: Settings, store: RedisStore) -> tuple[Pipeline, DeadLetters]:
+    """A pipeline whose dead letters are kept in the list returned, acknowledged at once."""
+    dead: DeadLetters = []
 
     async def dead_letter(
         key: bytes | None, value: bytes | None, headers: dict[str, bytes]
@@ -59,7 +61,7 @@ def collecting(
         done.set_result(None)
         return done
 
-    return dead_letter
+    return Pipeline(settings, MODEL, store, dead_letter, Metrics()), dead
 
 
 def on_partition_0(settings: Settings, events: list[Event]) -> list[Message]:
@@ -86,9 +88,7 @@ async def test_an_engine_failure_dead_letters_that_contacts_events_only(
     fresh: tuple[Settings, RedisStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, store = fresh
-    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-    dead_letter = collecting(dead)
-    pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
+    pipeline, dead = collecting_pipeline(settings, store)
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
     assert BAD in {e.contact_id for e in events}
     messages = on_partition_0(settings, events)
@@ -166,9 +166,7 @@ async def test_a_gathered_batch_goes_to_redis_in_chunks_and_a_failed_chunk_affec
     # good dead-letters only the contacts of that chunk.
     settings, store = fresh
     settings = settings.model_copy(update={"batch_max_events": 40})
-    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-    dead_letter = collecting(dead)
-    pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
+    pipeline, dead = collecting_pipeline(settings, store)
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
     messages = on_partition_0(settings, events)
     sizes: list[set[str]] = []
@@ -212,10 +210,8 @@ async def test_a_state_that_cannot_be_read_affects_that_contact_only(
 ) -> None:
     # A state in a newer release's format (after a downgrade), or a damaged value.
     settings, store = fresh
-    dead: list[tuple[bytes | None, dict[str, bytes]]] = []
-    dead_letter = collecting(dead)
     await redis_client.hset(contact_keys(BAD)[0], mapping={"v": "7", "s": b"\x09future"})
-    pipeline = Pipeline(settings, MODEL, store, dead_letter, Metrics())
+    pipeline, dead = collecting_pipeline(settings, store)
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
     messages = on_partition_0(settings, events)
     await pipeline.run(messages)

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.worker.keys import contact_keys
+from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.store import RedisStore
 
 from ..support.workers import pipeline_on
@@ -37,12 +38,18 @@ async def _state_json(store: RedisStore, cid: str) -> dict[str, object]:
     return state.to_json()
 
 
+def _two_workers(client: aioredis.Redis) -> tuple[str, Pipeline, Pipeline]:
+    """A new contact id, and two workers' pipelines (each its own memory) on one Redis."""
+    cid = f"cache-{uuid.uuid4().hex[:8]}"
+    a = pipeline_on(RedisStore(client, MODEL, ttl_seconds=3600))
+    b = pipeline_on(RedisStore(client, MODEL, ttl_seconds=3600))
+    return cid, a, b
+
+
 async def test_a_write_by_another_worker_is_read_not_overwritten(
     redis_client: aioredis.Redis,
 ) -> None:
-    cid = f"cache-{uuid.uuid4().hex[:8]}"
-    a = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
-    b = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    cid, a, b = _two_workers(redis_client)
     events = [_event(cid, n) for n in range(3)]
     await a.apply(events[:1])
     await b.apply(events[1:2])  # a's copy in memory is now out of date
@@ -54,9 +61,7 @@ async def test_a_write_by_another_worker_is_read_not_overwritten(
 async def test_keys_expired_and_recreated_are_not_mistaken_for_the_old_contact(
     redis_client: aioredis.Redis,
 ) -> None:
-    cid = f"cache-{uuid.uuid4().hex[:8]}"
-    a = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
-    b = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    cid, a, b = _two_workers(redis_client)
     first, second, third = _event(cid, 0), _event(cid, 1, "demo_request"), _event(cid, 2)
     await a.apply([first])
     await redis_client.delete(*contact_keys(cid))  # the contact went idle and expired
@@ -100,9 +105,7 @@ async def test_memory_is_bounded_by_the_configured_contacts(
 async def test_a_held_contact_is_scored_without_a_read_until_someone_else_writes_it(
     redis_client: aioredis.Redis,
 ) -> None:
-    cid = f"cache-{uuid.uuid4().hex[:8]}"
-    a = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
-    b = pipeline_on(RedisStore(redis_client, MODEL, ttl_seconds=3600))
+    cid, a, b = _two_workers(redis_client)
     events = [_event(cid, n) for n in range(4)]
     reads: list[int] = []
     script = a.store._read_script
