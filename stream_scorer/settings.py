@@ -143,12 +143,13 @@ class Settings(BaseSettings):
         ),
     )
     state_format: int = Field(
-        default=2,
+        default=3,
         ge=1,
-        le=2,
+        le=3,
         description=(
-            "Format of the contact states the worker writes: 2 (compact), or 1 (JSON) while "
-            "workers of a release before format 2 still run (a rolling upgrade)."
+            "Format of the contact states the worker writes: 3 (compact), or the format of "
+            "an older release (2, or 1 for JSON) while workers of it still run (a rolling "
+            "upgrade)."
         ),
     )
     contact_ttl_days: float = Field(
@@ -156,6 +157,14 @@ class Settings(BaseSettings):
     )
     dedupe_days: float = Field(
         default=30, gt=0, description="Days a contact remembers event ids to ignore repeats."
+    )
+    dedupe_max_ids: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "Most event ids a contact remembers (16 bytes each in Redis); past it the oldest "
+            "are forgotten, and events as old are refused as too old."
+        ),
     )
     state_cache_contacts: int = Field(
         default=20_000,

@@ -17,7 +17,7 @@ from stream_scorer.scoring.explain import ScoreExplanation, award_record, explai
 from stream_scorer.scoring.model import ScoringModel, load_model, parse_model
 from stream_scorer.scoring.replay import replay
 from stream_scorer.scoring.rules import Refusal
-from stream_scorer.scoring.state import Award, ContactState
+from stream_scorer.scoring.state import Award, ContactState, event_key
 
 __all__ = [
     "Award",
@@ -34,6 +34,7 @@ __all__ = [
     "apply",
     "apply_in_place",
     "award_record",
+    "event_key",
     "explain",
     "load_model",
     "parse_model",

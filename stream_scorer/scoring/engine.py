@@ -7,7 +7,8 @@ time. The live path, backtests and the API all score with this module.
 
 The semantics, in the order they apply to one event at time ``t``:
 
-1. An event id the contact has seen changes nothing.
+1. An event id the contact has seen changes nothing (ids are remembered as
+   64-bit keys, see :func:`~.state.event_key`).
 2. The contact's clock becomes ``max(clock, t)``. Awards whose expiry is at
    or before the clock (or the time the contact was last advanced to, if
    later) drop out first, one expiry instant at a time; each instant can
@@ -50,6 +51,7 @@ from stream_scorer.scoring.state import (
     _rebuild,
     _refresh_gates,
     _scan_expiry,
+    event_key,
 )
 from stream_scorer.scoring.tally import _add
 from stream_scorer.scoring.tiers import _check_tiers
@@ -136,7 +138,7 @@ def _apply(
     occurred: datetime = fields["occurred_at"]
     since = occurred - EPOCH  # typed, so that the arithmetic below is on native ints
     t: int = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
-    seen.setdefault(eid, t)
+    seen.setdefault(event_key(eid), t)
     if len(seen) == known:  # one lookup for "seen before?" and "remember it"
         return False
     clock = state.clock
@@ -208,7 +210,7 @@ _NONE: tuple[()] = ()
 
 def apply(state: ContactState, event: Event, model: ScoringModel) -> tuple[ContactState, Effects]:
     """Apply one event to one contact's state; the given state is left unchanged."""
-    if event.event_id in state.seen:
+    if event_key(event.event_id) in state.seen:
         return state, DUPLICATE
     new = state.copy()
     return new, apply_in_place(new, event, model)
@@ -289,7 +291,7 @@ def _expire(
         )
     keep = [a for a in awards if a.expires_at is None or a.expires_at > until]
     state.awards = keep
-    state.expiry = _scan_expiry(keep)
+    state.expiry, state.last_expiry = _scan_expiry(keep)
 
 
 def _expiry_of(award: Award) -> int:

@@ -166,8 +166,11 @@ def _award_rule(
     expires_at = None if rule.expires is None else t + rule.expires
     award = Award(rid, rule.score, rule.category, points, eid, t, expires_at)
     state.awards.append(award)
-    if expires_at is not None and (state.expiry is None or expires_at < state.expiry):
-        state.expiry = expires_at
+    if expires_at is not None:
+        if state.expiry is None or expires_at < state.expiry:
+            state.expiry = expires_at
+        if state.last_expiry is None or expires_at > state.last_expiry:
+            state.last_expiry = expires_at
     if rule.once:
         state.once.add(rid)
     if rule.keeps_history:

@@ -3,18 +3,53 @@
 The record (clock, attributes, awards, rule histories, seen event ids, active
 tiers) is what the store keeps, in the formats of :mod:`.codec`; format 1
 is :meth:`ContactState.to_json`, so a change to the record needs a new
-format there, which reads the old ones. The derived fields (tallies, values, gates, the next
-expiry) are never stored; :func:`_rebuild` makes them from the record.
+format there, which reads the old ones. The derived fields (tallies, values,
+gates, the next and last expiry) are never stored; :func:`_rebuild` makes
+them from the record.
+
+A contact remembers an event id as its :func:`event_key`, a 64-bit hash: a
+fixed 8 bytes whatever the producer's ids look like. Two ids of one contact
+share a key with odds of about n²/2⁶⁵ for n remembered ids (one in 10¹¹ at
+10,000 ids); the later event would be taken for a duplicate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import blake2b
+from itertools import islice
 from typing import Any
 
 from stream_scorer.scoring.model import ScoringModel
 from stream_scorer.scoring.tally import _add, _Tally
+
+
+def event_key(event_id: str) -> int:
+    """The key a contact remembers an event id by: a stable signed 64-bit hash.
+
+    Stable across processes and releases (Python's ``hash`` of a string is
+    not), so every worker and every stored state agree on it.
+    """
+    digest = blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def seen_key_text(key: int) -> str:
+    """A remembered key in the JSON of format 1: ``#`` and 16 hex digits."""
+    return f"#{key & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def seen_key_of(text: str) -> int:
+    """The key of a format-1 ``seen`` entry: written by :func:`seen_key_text`, or an
+    event id (the releases before keys remembered the ids themselves)."""
+    if len(text) == 17 and text[0] == "#":
+        try:
+            value = int(text[1:], 16)
+        except ValueError:
+            return event_key(text)
+        return value - (1 << 64) if value >= 1 << 63 else value
+    return event_key(text)
 
 
 @dataclass(slots=True, init=False)
@@ -79,9 +114,13 @@ class Award:
 class ContactState:
     """One contact's scoring state: plain data that round-trips through JSON.
 
-    ``tallies``, ``values``, ``gates_ok`` and ``expiry`` are derived (from the
-    awards and attributes) and rebuilt by :meth:`from_json`; everything else
-    is the record of what happened.
+    ``tallies``, ``values``, ``gates_ok``, ``expiry`` and ``last_expiry`` are
+    derived (from the awards and attributes) and rebuilt by :meth:`from_json`;
+    everything else is the record of what happened. ``seen`` maps the
+    :func:`event_key` of each remembered event id to the event's time; the
+    engine remembers every id, the store forgets old ones (by age, and past
+    a count), and ``forgot_until`` is the newest event time the count made it
+    forget (the worker refuses events that old it no longer remembers).
     """
 
     clock: int | None
@@ -95,11 +134,15 @@ class ContactState:
     once: set[str]
     pending: dict[str, list[int]]
     tiers: dict[str, list[str]]
-    seen: dict[str, int]
+    seen: dict[int, int]
+    forgot_until: int | None
     tallies: dict[str, _Tally]
     values: dict[str, int]
     gates_ok: dict[str, bool]
     expiry: int | None
+    last_expiry: int | None
+    forgotten: int
+    memo: object | None
 
     def __init__(
         self,
@@ -114,11 +157,13 @@ class ContactState:
         once: set[str] | None = None,
         pending: dict[str, list[int]] | None = None,
         tiers: dict[str, list[str]] | None = None,
-        seen: dict[str, int] | None = None,
+        seen: dict[int, int] | None = None,
+        forgot_until: int | None = None,
         tallies: dict[str, _Tally] | None = None,
         values: dict[str, int] | None = None,
         gates_ok: dict[str, bool] | None = None,
         expiry: int | None = None,
+        last_expiry: int | None = None,
     ) -> None:
         # Written out: compiled, the generated one ran as interpreted Python.
         self.clock = clock
@@ -133,10 +178,18 @@ class ContactState:
         self.pending = {} if pending is None else pending
         self.tiers = {} if tiers is None else tiers
         self.seen = {} if seen is None else seen
+        self.forgot_until = forgot_until
         self.tallies = {} if tallies is None else tallies
         self.values = {} if values is None else values
         self.gates_ok = {} if gates_ok is None else gates_ok
         self.expiry = expiry
+        self.last_expiry = last_expiry
+        # Ids forgotten from the front of ``seen`` since this object was made: what
+        # the codec's memo of ``seen`` follows (not part of the record).
+        self.forgotten = 0
+        # The codec's memo of what it encoded of this state (see codec.py): not
+        # part of the record, never copied, dropped when it no longer matches.
+        self.memo = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,7 +204,8 @@ class ContactState:
             "once": sorted(self.once),
             "pending": self.pending,
             "tiers": self.tiers,
-            "seen": self.seen,
+            "seen": {seen_key_text(k): t for k, t in self.seen.items()},
+            "forgot_until": self.forgot_until,
         }
 
     @classmethod
@@ -168,7 +222,8 @@ class ContactState:
             once=set(d.get("once", [])),
             pending={k: list(v) for k, v in d.get("pending", {}).items()},
             tiers={k: list(v) for k, v in d.get("tiers", {}).items()},
-            seen=dict(d.get("seen", {})),
+            seen={seen_key_of(k): t for k, t in d.get("seen", {}).items()},
+            forgot_until=d.get("forgot_until"),
         )
         _rebuild(state, model)
         return state
@@ -187,10 +242,12 @@ class ContactState:
             pending={k: list(v) for k, v in self.pending.items()},
             tiers={k: list(v) for k, v in self.tiers.items()},
             seen=dict(self.seen),
+            forgot_until=self.forgot_until,
             tallies={k: v.copy() for k, v in self.tallies.items()},
             values=dict(self.values),
             gates_ok=dict(self.gates_ok),
             expiry=self.expiry,
+            last_expiry=self.last_expiry,
         )
 
     @property
@@ -201,6 +258,22 @@ class ContactState:
             for name, tally in self.tallies.items()
         }
 
+    def forget_first(self, n: int) -> None:
+        """Forget the first ``n`` remembered ids; ``forgot_until`` moves up to their newest time.
+
+        The first remembered are the oldest, as ids arrive mostly in time
+        order; whichever arrived out of order among them, an event no newer
+        than ``forgot_until`` is known to be possibly forgotten.
+        """
+        seen = self.seen
+        newest = self.forgot_until
+        for key in list(islice(seen, n)):
+            t = seen.pop(key)
+            if newest is None or t > newest:
+                newest = t
+        self.forgot_until = newest
+        self.forgotten += n
+
     def live_awards(self) -> list[Award]:
         return [*self.fit.values(), *self.awards]
 
@@ -210,12 +283,7 @@ class ContactState:
 
     def latest_expiry(self) -> int | None:
         """When the last award expires (ms), if any does: until then the state can change."""
-        latest: int | None = None
-        for award in self.awards:
-            expires = award.expires_at
-            if expires is not None and (latest is None or expires > latest):
-                latest = expires
-        return latest
+        return self.last_expiry
 
 
 def _rebuild(state: ContactState, model: ScoringModel) -> None:
@@ -233,7 +301,7 @@ def _rebuild(state: ContactState, model: ScoringModel) -> None:
         for name, score in scores.items()
     }
     _refresh_gates(state, model)
-    state.expiry = _scan_expiry(state.awards)
+    state.expiry, state.last_expiry = _scan_expiry(state.awards)
 
 
 def _refresh_gates(state: ContactState, model: ScoringModel) -> None:
@@ -245,6 +313,7 @@ def _refresh_gates(state: ContactState, model: ScoringModel) -> None:
     }
 
 
-def _scan_expiry(awards: list[Award]) -> int | None:
+def _scan_expiry(awards: list[Award]) -> tuple[int | None, int | None]:
+    """The first and the last expiry of ``awards``, if any expires."""
     times = [a.expires_at for a in awards if a.expires_at is not None]
-    return min(times) if times else None
+    return (min(times), max(times)) if times else (None, None)

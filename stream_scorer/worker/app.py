@@ -109,6 +109,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         model,
         settings.contact_ttl_seconds,
         dedupe_seconds=int(settings.dedupe_days * 86_400),
+        dedupe_max_ids=settings.dedupe_max_ids,
         namespace=settings.events_topic,
         cache_contacts=settings.state_cache_contacts,
         state_format=settings.state_format,

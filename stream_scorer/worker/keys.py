@@ -13,10 +13,14 @@ import hashlib
 KEY_PREFIX = "ss"
 
 
-def contact_keys(contact_id: str) -> tuple[str, str]:
-    """State hash (``v`` version, ``s`` stored state, see the codec) and alert outbox."""
+def contact_keys(contact_id: str) -> tuple[str, str, str]:
+    """State hash (``v`` version, ``s`` stored state), alert outbox, and the state's log.
+
+    The log (a string) holds the awards and remembered ids of a contact
+    whose history outgrew its state value (see the codec's ``encode_write``).
+    """
     tag = f"{KEY_PREFIX}:{{{contact_id}}}"
-    return f"{tag}:state", f"{tag}:outbox"
+    return f"{tag}:state", f"{tag}:outbox", f"{tag}:log"
 
 
 def progress_key(group: str, topic: str) -> str:

@@ -45,6 +45,7 @@ from stream_scorer.scoring import (
     advance_in_place,
     alert_payload,
     apply_in_place,
+    event_key,
 )
 from stream_scorer.scoring.codec import StateFormatError
 from stream_scorer.settings import Settings
@@ -78,6 +79,11 @@ _KEPT_KEY_BYTES = 1024
 
 #: Rounds of read, score and compare-and-set before a batch gives up on busy contacts.
 MAX_CONFLICT_RETRIES = 20
+
+#: Why an event was refused as ``too_old``: older than the dedupe window, or
+#: no newer than the ids a contact forgot past its count.
+_TOO_OLD = "dated more than the dedupe window before the contact's newest event"
+_TOO_MANY = "no newer than the event ids the contact forgot past SCORER_DEDUPE_MAX_IDS"
 
 #: What changing one contact did: changed at all, crossings, rules that awarded.
 _Step = tuple[bool, list[Crossing], list[str]]
@@ -334,7 +340,8 @@ class Pipeline:
         part way still knows which contacts were written and their alerts.
 
         An event dated more than the dedupe window (``SCORER_DEDUPE_DAYS``)
-        before the contact's newest event, and not among the ids the contact
+        before the contact's newest event, or no newer than the ids forgotten
+        past ``SCORER_DEDUPE_MAX_IDS``, and not among the ids the contact
         remembers, is refused as ``too_old``: its id may have been forgotten,
         so applying it could count a replay twice.
         """
@@ -353,14 +360,16 @@ class Pipeline:
             refused.pop(cid, None)  # scored again after a conflict: from scratch
             for index, event in enumerate(by_contact[cid]):
                 clock = state.clock
-                if (
-                    clock is not None
-                    and epoch_ms(event.occurred_at) < clock - window
-                    and event.event_id not in state.seen
-                ):
-                    detail = "dated more than the dedupe window before the contact's newest event"
-                    refused.setdefault(cid, []).append((index, "too_old", detail))
-                    continue
+                if clock is not None:
+                    t = epoch_ms(event.occurred_at)
+                    forgot = state.forgot_until
+                    old = t < clock - window
+                    if (old or (forgot is not None and t <= forgot)) and (
+                        event_key(event.event_id) not in state.seen
+                    ):
+                        detail = _TOO_OLD if old else _TOO_MANY
+                        refused.setdefault(cid, []).append((index, "too_old", detail))
+                        continue
                 effects = apply_in_place(state, event, model)
                 if not effects.duplicate:
                     changed = True

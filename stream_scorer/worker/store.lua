@@ -1,16 +1,21 @@
 -- stream-scorer: compare-and-set of contacts' states, with their alerts.
 --
--- The worker reads states (HMGET v s), applies events with the reference
--- engine, and calls this script to write the results. Each contact is
--- written only if nobody else wrote it since the read (version check), and
--- the alerts its change produced go into its outbox in the same atomic step.
--- One call may carry many contacts (all keys in one slot on Redis Cluster).
+-- The worker reads states (HMGET v s, and GET of the log), applies events
+-- with the reference engine, and calls this script to write the results.
+-- Each contact is written only if nobody else wrote it since the read
+-- (version check), and the alerts its change produced go into its outbox
+-- in the same atomic step. One call may carry many contacts (all keys in
+-- one slot on Redis Cluster).
 --
--- For contact i (1-based), KEYS[2i-1] is its state hash (v = version,
--- s = the stored state, opaque here) and KEYS[2i] its outbox list.
+-- For contact i (1-based), KEYS[3i-2] is its state hash (v = version,
+-- s = the stored state, opaque here), KEYS[3i-1] its outbox list and
+-- KEYS[3i] its log (a string: the awards and ids of a long history, which
+-- a write appends to instead of sending again).
 -- ARGV is, per contact in order: expected version ("0" for a new contact),
--- new stored state or "" when nothing changed, key TTL in ms, the number of
--- alerts n, then the n alert JSON strings.
+-- new stored state or "" when nothing changed, key TTL in ms, the change
+-- to the log ("" leave it; "=" and the bytes to replace it with, none to
+-- delete it; "+" and the bytes to append), the number of alerts n, then
+-- the n alert JSON strings.
 -- Returns, per contact, the version now held when written (unchanged when
 -- nothing changed), 0 on a version conflict. The alerts of this call are
 -- the caller's to relay; older ones still in the outbox are another relay's
@@ -22,10 +27,11 @@
 
 local out = {}
 local a = 1
-for i = 1, #KEYS / 2 do
-  local state, outbox = KEYS[2 * i - 1], KEYS[2 * i]
-  local expected, body, ttl, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
-  local first = a + 4
+for i = 1, #KEYS / 3 do
+  local state, outbox, log = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local expected, body, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local change, n = ARGV[a + 3], tonumber(ARGV[a + 4])
+  local first = a + 5
   a = first + n
   local current = redis.call('HGET', state, 'v') or '0'
   if current ~= expected then
@@ -41,6 +47,21 @@ for i = 1, #KEYS / 2 do
       end
       redis.call('HSET', state, 'v', version, 's', body)
       redis.call('PEXPIRE', state, ttl)
+      local op = string.sub(change, 1, 1)
+      if op == '=' then
+        local logged = string.sub(change, 2)
+        if logged == '' then
+          redis.call('DEL', log)
+        else
+          redis.call('SET', log, logged, 'PX', ttl)
+        end
+      elseif op == '+' then
+        -- The log lives exactly as long as the state that counts its chunks.
+        if #change > 1 then
+          redis.call('APPEND', log, string.sub(change, 2))
+        end
+        redis.call('PEXPIRE', log, ttl)
+      end
       if n > 0 then
         -- An outbox lives as long as its newest alert needs: a write without
         -- alerts leaves it alone (the relay empties it within seconds).

@@ -34,7 +34,13 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from stream_scorer.scoring import ContactState, ScoringModel
-from stream_scorer.scoring.codec import FORMAT, StateFormatError, decode_state, encode_state
+from stream_scorer.scoring.codec import (
+    FORMAT,
+    LOG_ABOVE,
+    StateFormatError,
+    decode_state,
+    encode_write,
+)
 from stream_scorer.worker.keys import (
     board_key,
     contact_keys,
@@ -45,11 +51,13 @@ from stream_scorer.worker.keys import (
 
 log = logging.getLogger(__name__)
 
-#: Read many contacts' (version, state) in one call.
+#: Read many contacts' (version, state, log) in one call; KEYS: state and log, per contact.
 _READ_MANY = """
 local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HMGET', key, 'v', 's')
+for i = 1, #KEYS / 2 do
+  local row = redis.call('HMGET', KEYS[2 * i - 1], 'v', 's')
+  row[3] = redis.call('GET', KEYS[2 * i])
+  out[i] = row
 end
 return out
 """
@@ -118,12 +126,32 @@ class PendingAlert:
 Outcome = list[PendingAlert] | None
 
 
-def compact(state: ContactState, dedupe_ms: int) -> None:
-    """Forget event ids older than the dedupe window behind the contact's clock."""
-    if state.clock is None or len(state.seen) < 64:
+def compact(state: ContactState, dedupe_ms: int, max_ids: int) -> None:
+    """Forget event ids older than the dedupe window, and the oldest past ``max_ids``.
+
+    Ids are forgotten by age once there are 64 or more and the first
+    remembered is older than the window (one look per write, not a pass;
+    ids arrive mostly in time order), and by count once more than a
+    quarter over ``max_ids`` (so a pass is paid once per ``max_ids / 4`` new
+    ids): then the last ``max_ids`` remembered stay, and ``forgot_until``
+    moves up to the newest time forgotten, which the pipeline refuses as too
+    old.
+    """
+    clock = state.clock
+    seen = state.seen
+    if clock is None:
         return
-    horizon = state.clock - dedupe_ms
-    state.seen = {eid: t for eid, t in state.seen.items() if t >= horizon}
+    horizon = clock - dedupe_ms
+    if len(seen) >= 64 and next(iter(seen.values())) < horizon:  # a few: not worth a look
+        seen = state.seen = {key: t for key, t in seen.items() if t >= horizon}
+    excess = len(seen) - max_ids
+    if excess > max_ids // 4:
+        state.forget_first(excess)
+
+
+def _state_and_log(contact_id: str) -> tuple[str, str]:
+    state, _, log = contact_keys(contact_id)
+    return state, log
 
 
 class RedisStore:
@@ -136,6 +164,8 @@ class RedisStore:
         ttl_seconds: int,
         dedupe_seconds: int = 30 * 86_400,
         namespace: str = "scorer.events",
+        dedupe_max_ids: int = 10_000,
+        log_above: int = LOG_ABOVE,
         cache_contacts: int = 10_000,
         state_format: int = FORMAT,
     ) -> None:
@@ -145,6 +175,8 @@ class RedisStore:
         self.namespace = namespace
         self._ttl_ms = ttl_seconds * 1000
         self._dedupe_ms = dedupe_seconds * 1000
+        self._dedupe_max_ids = dedupe_max_ids
+        self._log_above = log_above
         source = resources.files("stream_scorer.worker").joinpath("store.lua").read_text()
         self._script: AsyncScript = client.register_script(source)
         self._read_script: AsyncScript = client.register_script(_READ_MANY)
@@ -166,10 +198,10 @@ class RedisStore:
         """How far behind a contact's newest event its event ids are remembered."""
         return self._dedupe_ms
 
-    def _decode(self, raw: bytes | None) -> ContactState:
+    def _decode(self, raw: bytes | None, log: bytes | None) -> ContactState:
         if raw is None:
             return ContactState()
-        return decode_state(raw, self.model)
+        return decode_state(raw, self.model, log)
 
     async def read(
         self, contacts: Sequence[str]
@@ -187,11 +219,7 @@ class RedisStore:
         """
         held = [self._cache.pop(cid, None) for cid in contacts]
         missing = [cid for cid, entry in zip(contacts, held, strict=True) if entry is None]
-        rows: list[Any] = []
-        if missing:
-            keys = [contact_keys(cid)[0] for cid in missing]
-            rows = await self._read_script(keys=keys)
-        fetched = iter(rows)
+        fetched = iter(await self._fetch(missing) if missing else [])
         out: list[tuple[str, ContactState | StateFormatError]] = []
         for entry in held:
             if entry is not None:
@@ -200,10 +228,16 @@ class RedisStore:
             row = next(fetched)
             version = (row[0] or b"0").decode()
             try:
-                out.append((version, self._decode(row[1] or None)))
+                out.append((version, self._decode(row[1] or None, row[2] or None)))
             except StateFormatError as exc:
                 out.append((version, exc))
         return out
+
+    async def _fetch(self, contacts: Sequence[str]) -> list[Any]:
+        """Per contact, its version, stored state and log as Redis holds them (None: none)."""
+        keys = [k for cid in contacts for k in _state_and_log(cid)]
+        rows: list[Any] = await self._read_script(keys=keys)
+        return rows
 
     def _remember(self, contact_id: str, version: str, state: ContactState) -> None:
         cache = self._cache
@@ -223,20 +257,21 @@ class RedisStore:
         Per change, in order: the alerts this write added to the contact's
         outbox, or None on a conflict (the contact was written since it was
         read; nothing of the change is kept). Event ids outside the dedupe
-        window are forgotten (see :func:`compact`) before a state is
-        written. The indexes follow with :meth:`index`.
+        window, or past its count, are forgotten (see :func:`compact`)
+        before a state is written. The indexes follow with :meth:`index`.
         """
         await self._index_outboxes(changes)
         keys: list[str] = []
         args: list[str | bytes | int] = []
         for change in changes:
-            body, ttl = b"", 0  # nothing changed: store.lua compares the version only
+            body, ttl, logged = b"", 0, b""  # nothing changed: only the version is compared
             if change.changed:
-                compact(change.state, self._dedupe_ms)
-                body = encode_state(change.state, self._format)
+                compact(change.state, self._dedupe_ms, self._dedupe_max_ids)
+                body, op, log = encode_write(change.state, self._format, self._log_above)
+                logged = op.encode() + log if op else b""
                 ttl = self._ttl_for(change.state)
             keys.extend(contact_keys(change.contact_id))
-            args.extend([change.version, body, ttl, len(change.alerts), *change.alerts])
+            args.extend([change.version, body, ttl, logged, len(change.alerts), *change.alerts])
         results: list[Any] = await self._script(keys=keys, args=args)
 
         outcomes: list[Outcome] = []
@@ -406,15 +441,18 @@ class RedisStore:
             cids = [raw.decode() for raw in ranked]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for cid in cids:
-                    pipe.hget(contact_keys(cid)[0], "s")
-                bodies: list[bytes | None] = await pipe.execute()
+                    state_key, log_key = _state_and_log(cid)
+                    pipe.hget(state_key, "s")
+                    pipe.get(log_key)
+                fetched: list[bytes | None] = await pipe.execute()
             gone = []
-            for cid, body in zip(cids, bodies, strict=True):
+            for i, cid in enumerate(cids):
+                body, logged = fetched[2 * i], fetched[2 * i + 1]
                 if body is None:
                     gone.append(cid)
                 elif len(out) < limit:
                     try:
-                        out.append((cid, self._decode(body)))
+                        out.append((cid, self._decode(body, logged)))
                     except StateFormatError as exc:  # not ranked; its own writes report it
                         log.warning("a ranked contact's state cannot be read: %s", exc)
             if gone:
@@ -435,10 +473,8 @@ class RedisStore:
 
     async def read_state(self, contact_id: str) -> ContactState | None:
         """A contact's state as Redis holds it now (not from the cache); None if unknown."""
-        raw: bytes | None = await self._redis.hget(  # type: ignore[assignment]
-            contact_keys(contact_id)[0], "s"
-        )
-        return None if raw is None else self._decode(raw)
+        ((_, body, logged),) = await self._fetch([contact_id])
+        return None if body is None else self._decode(body, logged)
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

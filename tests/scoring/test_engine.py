@@ -26,6 +26,7 @@ from stream_scorer.scoring import (
     apply,
     apply_in_place,
     award_record,
+    event_key,
     explain,
     replay,
 )
@@ -707,7 +708,7 @@ def test_unmatched_events_are_seen_but_award_nothing() -> None:
         STEPS, [ev("n1", "newsletter_signup", 5 * SEC), ev("n2", "p50", 0, url="/x")]
     )
     assert e1 == Effects()
-    assert state.seen == {"n1": T0_MS + 5 * SEC, "n2": T0_MS}
+    assert state.seen == {event_key("n1"): T0_MS + 5 * SEC, event_key("n2"): T0_MS}
     assert state.clock == T0_MS + 5 * SEC
     assert state.values["s"] == 50
     assert moves(e2) == [("mql", "up", 50, 0)]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -32,12 +33,24 @@ from stream_scorer.scoring import (
     Crossing,
     Effects,
     advance,
+    advance_in_place,
     alert_id,
     alert_payload,
     apply,
+    apply_in_place,
     explain,
 )
-from stream_scorer.scoring.codec import decode_state, encode_state
+from stream_scorer.scoring.codec import (
+    APPEND,
+    FORMAT,
+    FORMATS,
+    LEAVE,
+    LOG_ABOVE,
+    REPLACE,
+    decode_state,
+    encode_state,
+    encode_write,
+)
 from stream_scorer.scoring.model import ModelSpec, ScoringModel, compile_model
 from stream_scorer.scoring.model.conditions import Matcher, compile_condition
 from stream_scorer.scoring.model.spec import ScoreSpec, cross_check
@@ -749,24 +762,94 @@ def test_an_alert_id_has_one_payload_whatever_the_order(
 @PROPERTY
 @given(scenarios(), st.data())
 def test_the_stored_formats_continue_identically(scenario: Scenario, data: st.DataObject) -> None:
-    """8b. A state stored in the current format, or in format 1 (JSON), read back goes on
-    exactly like the original: an upgrade in place changes no score, tier or alert."""
+    """8b. A state stored in any format this release writes (the current one, and the
+    older ones it writes during a rolling upgrade) read back goes on exactly like the
+    original: an upgrade in place changes no score, tier or alert."""
     model, ops = scenario.model, scenario.ops
     split = data.draw(st.integers(0, len(ops)), label="split")
     states: dict[str, ContactState] = {}
     for _ in run(model, ops[:split], states):
         pass
-    current = {cid: decode_state(encode_state(s), model) for cid, s in states.items()}
-    format_1 = {
-        cid: decode_state(json.dumps(s.to_json()).encode(), model) for cid, s in states.items()
+    stored = {
+        format: {cid: decode_state(encode_state(s, format), model) for cid, s in states.items()}
+        for format in FORMATS
     }
     for cid, state in states.items():
-        assert encode_state(state)[:1] == b"\x02"
-        assert current[cid].to_json() == state.to_json() == format_1[cid].to_json()
-        assert current[cid].values == state.values
+        assert encode_state(state)[0] == FORMAT
+        for format in FORMATS:
+            assert stored[format][cid].to_json() == state.to_json(), format
+            assert stored[format][cid].values == state.values
     original = [s.effects for s in run(model, ops[split:], states)]
-    assert [s.effects for s in run(model, ops[split:], current)] == original
-    assert [s.effects for s in run(model, ops[split:], format_1)] == original
+    for format in FORMATS:
+        assert [s.effects for s in run(model, ops[split:], stored[format])] == original, format
+
+
+@PROPERTY
+@given(scenarios())
+def test_a_state_encoded_as_it_changes_reads_back_as_it_is(scenario: Scenario) -> None:
+    """8c. The current format encodes only the awards made since a state was last
+    encoded (see codec.py): encoded after every event and advance, in place, a state
+    always reads back as itself, as the encoding of a fresh copy does."""
+    model, ops = scenario.model, scenario.ops
+    states: dict[str, ContactState] = {}
+    for op in ops:
+        cid = op.contact_id
+        state = states.setdefault(cid, ContactState())
+        if isinstance(op, Event):
+            apply_in_place(state, op, model)
+        else:
+            advance_in_place(state, op.at, model, cid)
+        raw = encode_state(state)
+        again = decode_state(raw, model)
+        assert again.to_json() == state.to_json()
+        assert again.values == state.values
+        assert decode_state(encode_state(state.copy()), model).to_json() == state.to_json()
+
+
+@PROPERTY
+@given(scenarios(), st.data())
+def test_writes_with_a_log_read_back_as_the_state(scenario: Scenario, data: st.DataObject) -> None:
+    """8d. A contact's writes, applied as store.lua applies them (the value replaced; the
+    log replaced, deleted or appended to), read back as the state after each, whatever
+    the size from which a contact keeps a log, with ids forgotten from the front and by
+    age, and states read back from Redis (a worker that did not hold them) on the way."""
+    model, ops = scenario.model, scenario.ops
+    log_above = data.draw(st.sampled_from([0, 64, 512, LOG_ABOVE]), label="log_above")
+    states: dict[str, ContactState] = {}
+    stored: dict[str, tuple[bytes, bytes | None]] = {}
+    for i, op in enumerate(ops):
+        cid = op.contact_id
+        state = states.setdefault(cid, ContactState())
+        if isinstance(op, Event):
+            apply_in_place(state, op, model)
+        else:
+            advance_in_place(state, op.at, model, cid)
+        how = data.draw(st.sampled_from(["", "", "", "front", "age", "read"]), label=f"{i}")
+        if how == "front" and state.seen:
+            state.forget_first(data.draw(st.integers(1, len(state.seen)), label=f"{i} n"))
+        elif how == "age" and state.seen:
+            oldest = min(state.seen.values())
+            state.seen = {k: t for k, t in state.seen.items() if t > oldest}
+        elif how == "read" and cid in stored:
+            body, stored_log = stored[cid]
+            state = states[cid] = decode_state(body, model, stored_log)
+        write = encode_write(state, FORMAT, log_above)
+        log = stored.get(cid, (b"", None))[1]
+        if write.op == REPLACE:
+            log = write.log or None
+        elif write.op == APPEND:
+            log = (log or b"") + write.log
+        else:
+            assert write.op == LEAVE
+            assert not write.log
+        stored[cid] = (write.body, log)
+        chunks = msgspec.msgpack.decode(write.body[1:])[17]
+        assert (log is not None) == (chunks > 0), "a log exactly while the value counts on it"
+        again = decode_state(write.body, model, log)
+        assert again.to_json() == state.to_json()
+        assert again.values == state.values
+        if log_above == 0 and (state.awards or state.seen):
+            assert log is not None, "a contact past the size keeps a log"
 
 
 @PROPERTY
@@ -852,7 +935,7 @@ def expire_one_instant_at_a_time(
             else:
                 keep.append(award)
         state.awards = keep
-        state.expiry = _scan_expiry(keep)
+        state.expiry, state.last_expiry = _scan_expiry(keep)
         _check_tiers(
             state, model, cid, sorted(touched), previous, f"expired@{instant}", instant, out
         )

@@ -28,9 +28,11 @@ from stream_scorer.scoring import (
     alert_id,
     alert_payload,
     apply_in_place,
+    event_key,
     load_model,
     replay,
 )
+from stream_scorer.scoring.state import seen_key_text
 from stream_scorer.worker.store import Change, Outcome, RedisStore
 
 from ..support.services import Services
@@ -123,7 +125,9 @@ async def test_a_write_from_a_stale_read_is_a_conflict_and_the_event_is_scored_a
     both, crossings = replay([*before, first, second], MODEL)
     stored = await _stored(redis_client, cid)
     assert stored == both[cid].to_json()
-    assert set(stored["seen"]) == {e.event_id for e in (*before, first, second)}
+    assert set(stored["seen"]) == {
+        seen_key_text(event_key(e.event_id)) for e in (*before, first, second)
+    }
     rules = sorted(award["rule"] for award in stored["awards"])
     assert rules == ["demo-request", "free-trial"], "each event once"
     assert bool(crossings) == existing  # with the seed's fit points, A's event made an MQL

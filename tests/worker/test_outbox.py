@@ -27,7 +27,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import advance_in_place, alert_id, load_model, replay
+from stream_scorer.scoring import advance_in_place, alert_id, event_key, load_model, replay
 from stream_scorer.settings import Settings
 from stream_scorer.times import epoch_ms, from_epoch_ms, now_ms
 from stream_scorer.worker import pipeline as pipeline_module
@@ -199,7 +199,7 @@ async def test_an_event_older_than_the_dedupe_window_is_refused_as_too_old(
     await pipeline.run(messages)
     before = await store.read_state(cid)
     assert before is not None
-    assert "e-0" not in before.seen
+    assert event_key("e-0") not in before.seen
     replayed: Message = (cid.encode(), unsubscribe.model_dump_json().encode(), "t", 0, 99, [])
     await pipeline.run([replayed])
     after = await store.read_state(cid)
@@ -211,8 +211,83 @@ async def test_an_event_older_than_the_dedupe_window_is_refused_as_too_old(
     await pipeline.run([(cid.encode(), inside.model_dump_json().encode(), "t", 0, 100, [])])
     final = await store.read_state(cid)
     assert final is not None
-    assert "e-200" in final.seen
+    assert event_key("e-200") in final.seen
     assert len(dead) == 1
+
+
+async def test_a_contact_remembers_at_most_the_configured_number_of_event_ids(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    # SCORER_DEDUPE_MAX_IDS bounds a busy contact's state; what it forgets is refused
+    # as too old, so a replay of a forgotten event still never counts twice.
+    store = RedisStore(
+        redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic, dedupe_max_ids=40
+    )
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    cid = "c-busy"
+    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
+
+    def event(i: int, kind: str = "page_visit") -> Event:
+        return Event(
+            event_id=f"b-{i}",
+            contact_id=cid,
+            type=kind,
+            occurred_at=from_epoch_ms(start + i * 60_000),
+            properties={"url": "/"},
+        )
+
+    first = event(0, "unsubscribe")
+    busy = [first, *(event(i) for i in range(1, 100))]
+    for i in range(0, len(busy), 10):  # a write per ten events
+        await pipeline.run(on_partition(settings, busy[i : i + 10], offset=i))
+    state = await store.read_state(cid)
+    assert state is not None
+    assert len(state.seen) <= 40 + 40 // 4
+    assert event_key("b-99") in state.seen
+    assert event_key("b-0") not in state.seen
+    forgot = state.forgot_until
+    assert forgot is not None
+    assert forgot >= start
+    kept = min(state.seen.values())
+    assert forgot < kept
+    assert not dead
+
+    # The forgotten unsubscribe, replayed: refused, not counted twice.
+    await pipeline.run(on_partition(settings, [first], offset=200))
+    assert [h["reason"] for h in dead] == [b"too_old"]
+    assert b"SCORER_DEDUPE_MAX_IDS" in dead[0]["detail"]
+    # A remembered event replayed is a duplicate; a new one, however late, past what
+    # was forgotten is applied.
+    remembered = next(e for e in busy if epoch_ms(e.occurred_at) == kept)
+    late = Event(
+        event_id="b-late",
+        contact_id=cid,
+        type="page_visit",
+        occurred_at=from_epoch_ms(kept + 1),
+        properties={"url": "/"},
+    )
+    await pipeline.run(on_partition(settings, [remembered, late], offset=201))
+    after = await store.read_state(cid)
+    assert after is not None
+    assert event_key("b-late") in after.seen
+    assert len(dead) == 1
+    assert after.values == replay([*busy, late], MODEL)[0][cid].values
+
+
+def on_partition(settings: Settings, events: list[Event], offset: int) -> list[Message]:
+    """Events as the worker's raw messages of partition 0, from ``offset``."""
+    return [
+        (
+            e.contact_id.encode(),
+            e.model_dump_json().encode(),
+            settings.events_topic,
+            0,
+            offset + i,
+            [],
+        )
+        for i, e in enumerate(events)
+    ]
 
 
 async def stage_crash(

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from stream_scorer.events import Event
-from stream_scorer.scoring import load_model
+from stream_scorer.scoring import event_key, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker.store import RedisStore
 from stream_scorer.worker.topics import ensure_topics
@@ -93,7 +93,7 @@ class Ticker:
             for cid, sent in self.sent.items():
                 state = await self.store.read_state(cid)
                 seen = set() if state is None else set(state.seen)
-                waiting = [t for eid, t in sent.items() if eid not in seen]
+                waiting = [t for eid, t in sent.items() if event_key(eid) not in seen]
                 if waiting:
                     self.worst = max(self.worst, now - min(waiting))
             await asyncio.sleep(0.1)
@@ -106,7 +106,7 @@ class Ticker:
             for cid, sent in self.sent.items():
                 state = await self.store.read_state(cid)
                 seen = set() if state is None else set(state.seen)
-                if any(t > since and eid in seen for eid, t in sent.items()):
+                if any(t > since and event_key(eid) in seen for eid, t in sent.items()):
                     done += 1
             if done == len(self.sent):
                 return time.monotonic() - since

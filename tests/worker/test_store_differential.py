@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from stream_scorer.events import Event
 from stream_scorer.scoring import ScoringModel, alert_id, alert_payload, load_model, replay
+from stream_scorer.scoring.codec import LOG_ABOVE
 from stream_scorer.worker.pipeline import Pipeline
 from stream_scorer.worker.store import RedisStore
 
@@ -108,12 +109,18 @@ async def test_redis_path_matches_engine(services: Services, data: st.DataObject
     cuts = data.draw(st.lists(st.integers(1, 50), max_size=4))
     concurrent = data.draw(st.booleans())
     cache = data.draw(st.sampled_from([0, 1, 1000]))  # contacts a store keeps in memory
+    # From what size a contact keeps its awards and ids in a log that writes append to
+    # (0: every contact; the default: none of these).
+    log_above = data.draw(st.sampled_from([0, 0, 200, LOG_ABOVE]))
     first = aioredis.from_url(services.redis_url)
     second = aioredis.from_url(services.redis_url)
     # Long-lived stores, as in two workers: each trusts its in-memory states only
     # while Redis still holds their versions.
-    one = pipeline_on(RedisStore(first, model, ttl_seconds=3600, cache_contacts=cache))
-    two = pipeline_on(RedisStore(second, model, ttl_seconds=3600, cache_contacts=cache))
+    stores = [
+        RedisStore(client, model, ttl_seconds=3600, cache_contacts=cache, log_above=log_above)
+        for client in (first, second)
+    ]
+    one, two = (pipeline_on(store) for store in stores)
     try:
         bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
         batches = [events[lo:hi] for lo, hi in itertools.pairwise(bounds)]
