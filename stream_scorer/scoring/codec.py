@@ -42,7 +42,7 @@ import msgspec
 from stream_scorer.errors import StateFormatError
 from stream_scorer.scoring.model import ScoringModel
 from stream_scorer.scoring.records import Award2, Award3, Chunk3, Record1, Record2, Record3
-from stream_scorer.scoring.state import Award, ContactState, _rebuild, seen_key_text
+from stream_scorer.scoring.state import Award, ContactState, _rebuild
 
 __all__ = [
     "APPEND",
@@ -113,6 +113,7 @@ class _Memo:
         self.log_total = 0
         self.log_live = 0
         self.chunks = 0
+        self.log_bytes = 0
 
     def extend(self) -> None:
         awards = self.awards
@@ -163,6 +164,7 @@ class _Memo:
         self.has_log = self.synced = True
         self.log_n, self.log_at, self.chunks = self.n, len(self.blob), 1
         self.log_total = self.log_live = self.seen_n
+        self.log_bytes = len(chunk)
         return chunk
 
     def log_delta(self) -> bytes:
@@ -177,6 +179,7 @@ class _Memo:
         self.log_n, self.log_at, self.chunks = self.n, len(self.blob), self.chunks + 1
         self.log_total += new_pairs
         self.log_live = self.seen_n
+        self.log_bytes += len(chunk)
         return chunk
 
 
@@ -213,12 +216,12 @@ def encode_state(state: ContactState, format: int = FORMAT) -> bytes:
     """The stored form of a contact's record, in ``format`` (1, 2 or 3), all in one value."""
     try:
         if format == 1:
-            return _json_pack(state.to_json())
+            return _json_pack(_record_1(state))
         if format == 2:
             return _FORMAT_2 + _pack(_record_2(state))
         return _FORMAT_3 + _pack(_record_3(state, _memo_of(state), inline=True))
     except OverflowError:  # an integer MessagePack cannot hold: JSON can
-        return _json_pack(state.to_json())
+        return _json_pack(_record_1(state))
 
 
 #: Awards and ids (bytes, encoded) from which a contact keeps them in a log.
@@ -233,6 +236,9 @@ class Write(NamedTuple):
     body: bytes
     op: str
     log: bytes
+    #: For APPEND, the length the log must have: else it is not the one this state's
+    #: memo wrote (it was deleted or evicted), and the write must not go on.
+    size: int = 0
 
 
 def encode_write(state: ContactState, format: int = FORMAT, log_above: int = LOG_ABOVE) -> Write:
@@ -260,16 +266,17 @@ def encode_write(state: ContactState, format: int = FORMAT, log_above: int = LOG
             op = REPLACE if memo.has_log else LEAVE
             memo.has_log = memo.synced = False
             return Write(_FORMAT_3 + _pack(_record_3(state, memo, inline=True)), op, b"")
+        size = memo.log_bytes
         if memo.synced and memo.chunks < 4096 and memo.log_total - memo.log_live <= memo.seen_n:
             op, log = APPEND, memo.log_delta()
         else:
             op, log = REPLACE, memo.whole_log()
-        return Write(_FORMAT_3 + _pack(_record_3(state, memo, inline=False)), op, log)
+        return Write(_FORMAT_3 + _pack(_record_3(state, memo, inline=False)), op, log, size)
     except OverflowError:  # an integer MessagePack cannot hold: JSON can
         memo = state.memo
         if isinstance(memo, _Memo):
             memo.has_log = memo.synced = False
-        return Write(_json_pack(state.to_json()), REPLACE, b"")
+        return Write(_json_pack(_record_1(state)), REPLACE, b"")
 
 
 def _record_3(state: ContactState, memo: _Memo, inline: bool) -> list[Any]:
@@ -333,9 +340,14 @@ def _record_2(state: ContactState) -> list[Any]:
         sorted(state.once),
         state.pending,
         state.tiers,
-        {seen_key_text(k): v - base for k, v in state.seen.items()},
+        {k: v - base for k, v in state.seen_texts().items()},
         state.forgot_until,
     ]
+
+
+def _record_1(state: ContactState) -> dict[str, Any]:
+    """Format 1's document: :meth:`ContactState.to_json`, ids as producers sent them where known."""
+    return {**state.to_json(), "seen": state.seen_texts()}
 
 
 def decode_state(raw: bytes, model: ScoringModel, log: bytes | None = None) -> ContactState:

@@ -138,9 +138,13 @@ def _apply(
     occurred: datetime = fields["occurred_at"]
     since = occurred - EPOCH  # typed, so that the arithmetic below is on native ints
     t: int = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
-    seen.setdefault(event_key(eid), t)
+    key = event_key(eid)
+    seen.setdefault(key, t)
     if len(seen) == known:  # one lookup for "seen before?" and "remember it"
         return False
+    ids = state.seen_ids
+    if ids is not None:  # kept while the store writes formats an older release reads
+        ids[key] = eid
     clock = state.clock
     now = t if clock is None or t > clock else clock
     state.clock = now

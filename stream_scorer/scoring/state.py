@@ -15,6 +15,7 @@ share a key with odds of about n²/2⁶⁵ for n remembered ids (one in 10¹¹ a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import blake2b
@@ -43,13 +44,13 @@ def seen_key_text(key: int) -> str:
 def seen_key_of(text: str) -> int:
     """The key of a format-1 ``seen`` entry: written by :func:`seen_key_text`, or an
     event id (the releases before keys remembered the ids themselves)."""
-    if len(text) == 17 and text[0] == "#":
-        try:
-            value = int(text[1:], 16)
-        except ValueError:
-            return event_key(text)
+    if _KEY_TEXT.fullmatch(text):
+        value = int(text[1:], 16)
         return value - (1 << 64) if value >= 1 << 63 else value
     return event_key(text)
+
+
+_KEY_TEXT = re.compile("#[0-9a-f]{16}")
 
 
 @dataclass(slots=True, init=False)
@@ -135,6 +136,7 @@ class ContactState:
     pending: dict[str, list[int]]
     tiers: dict[str, list[str]]
     seen: dict[int, int]
+    seen_ids: dict[int, str] | None
     forgot_until: int | None
     tallies: dict[str, _Tally]
     values: dict[str, int]
@@ -158,6 +160,7 @@ class ContactState:
         pending: dict[str, list[int]] | None = None,
         tiers: dict[str, list[str]] | None = None,
         seen: dict[int, int] | None = None,
+        seen_ids: dict[int, str] | None = None,
         forgot_until: int | None = None,
         tallies: dict[str, _Tally] | None = None,
         values: dict[str, int] | None = None,
@@ -178,6 +181,13 @@ class ContactState:
         self.pending = {} if pending is None else pending
         self.tiers = {} if tiers is None else tiers
         self.seen = {} if seen is None else seen
+        # The ids themselves, by key, while the state may be written for an older
+        # release (formats 1 and 2), which matches its events' ids against them. None
+        # otherwise: not part of the record.
+        # The ids themselves, by key, while the state may be written for an older
+        # release (formats 1 and 2), which matches its events' ids against them; None
+        # otherwise. Not part of the record.
+        self.seen_ids = seen_ids
         self.forgot_until = forgot_until
         self.tallies = {} if tallies is None else tallies
         self.values = {} if values is None else values
@@ -225,8 +235,15 @@ class ContactState:
             seen={seen_key_of(k): t for k, t in d.get("seen", {}).items()},
             forgot_until=d.get("forgot_until"),
         )
+        ids = {seen_key_of(k): k for k in d.get("seen", {}) if not _KEY_TEXT.fullmatch(k)}
+        state.seen_ids = ids or None
         _rebuild(state, model)
         return state
+
+    def seen_texts(self) -> dict[str, int]:
+        """``seen`` for formats 1 and 2: the ids themselves where known, else the keys."""
+        ids = self.seen_ids or {}
+        return {ids.get(k) or seen_key_text(k): t for k, t in self.seen.items()}
 
     def copy(self) -> ContactState:
         return ContactState(
@@ -242,6 +259,7 @@ class ContactState:
             pending={k: list(v) for k, v in self.pending.items()},
             tiers={k: list(v) for k, v in self.tiers.items()},
             seen=dict(self.seen),
+            seen_ids=None if self.seen_ids is None else dict(self.seen_ids),
             forgot_until=self.forgot_until,
             tallies={k: v.copy() for k, v in self.tallies.items()},
             values=dict(self.values),
@@ -259,20 +277,37 @@ class ContactState:
         }
 
     def forget_first(self, n: int) -> None:
-        """Forget the first ``n`` remembered ids; ``forgot_until`` moves up to their newest time.
+        """Forget the first ``n`` remembered ids (the store: those older than its window).
 
-        The first remembered are the oldest, as ids arrive mostly in time
-        order; whichever arrived out of order among them, an event no newer
-        than ``forgot_until`` is known to be possibly forgotten.
+        In place, from the front, so that the codec's memo follows
+        (``forgotten``) instead of encoding every id again.
         """
         seen = self.seen
-        newest = self.forgot_until
+        ids = self.seen_ids
         for key in list(islice(seen, n)):
-            t = seen.pop(key)
-            if newest is None or t > newest:
-                newest = t
-        self.forgot_until = newest
+            del seen[key]
+            if ids is not None:
+                ids.pop(key, None)
         self.forgotten += n
+
+    def forget_oldest(self, n: int) -> None:
+        """Forget the ``n`` oldest remembered ids (by event time, ties together).
+
+        ``forgot_until`` moves up to the newest time forgotten: an event no
+        newer than it may be one of them. By time, not by arrival, so that
+        one event dated ahead (clock skew, an import newest first) does not
+        move it past events still to come.
+        """
+        seen = self.seen
+        if n <= 0 or not seen:
+            return
+        cut = sorted(seen.values())[min(n, len(seen)) - 1]
+        self.seen = {k: t for k, t in seen.items() if t > cut}
+        ids = self.seen_ids
+        if ids is not None:
+            self.seen_ids = {k: i for k, i in ids.items() if k in self.seen}
+        if self.forgot_until is None or cut > self.forgot_until:
+            self.forgot_until = cut
 
     def live_awards(self) -> list[Award]:
         return [*self.fit.values(), *self.awards]

@@ -14,10 +14,11 @@
 -- ARGV is, per contact in order: expected version ("0" for a new contact),
 -- new stored state or "" when nothing changed, key TTL in ms, the change
 -- to the log ("" leave it; "=" and the bytes to replace it with, none to
--- delete it; "+" and the bytes to append), the number of alerts n, then
--- the n alert JSON strings.
+-- delete it; "+<length>:" and the bytes to append to a log of that length),
+-- the number of alerts n, then the n alert JSON strings.
 -- Returns, per contact, the version now held when written (unchanged when
--- nothing changed), 0 on a version conflict. The alerts of this call are
+-- nothing changed), 0 on a version conflict or when the log to append to
+-- is not the length the worker wrote (deleted or evicted: read it again). The alerts of this call are
 -- the caller's to relay; older ones still in the outbox are another relay's
 -- (the batch before, in flight) or the recovery's (see store.py).
 --
@@ -34,7 +35,15 @@ for i = 1, #KEYS / 3 do
   local first = a + 5
   a = first + n
   local current = redis.call('HGET', state, 'v') or '0'
-  if current ~= expected then
+  local op = string.sub(change, 1, 1)
+  local logged = string.sub(change, 2)
+  local ok = current == expected
+  if ok and op == '+' then
+    local colon = string.find(change, ':', 2, true)
+    ok = redis.call('STRLEN', log) == tonumber(string.sub(change, 2, colon - 1))
+    logged = string.sub(change, colon + 1)
+  end
+  if not ok then
     out[i] = 0
   else
     local version = current
@@ -47,9 +56,7 @@ for i = 1, #KEYS / 3 do
       end
       redis.call('HSET', state, 'v', version, 's', body)
       redis.call('PEXPIRE', state, ttl)
-      local op = string.sub(change, 1, 1)
       if op == '=' then
-        local logged = string.sub(change, 2)
         if logged == '' then
           redis.call('DEL', log)
         else
@@ -57,8 +64,8 @@ for i = 1, #KEYS / 3 do
         end
       elseif op == '+' then
         -- The log lives exactly as long as the state that counts its chunks.
-        if #change > 1 then
-          redis.call('APPEND', log, string.sub(change, 2))
+        if logged ~= '' then
+          redis.call('APPEND', log, logged)
         end
         redis.call('PEXPIRE', log, ttl)
       end

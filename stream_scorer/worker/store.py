@@ -35,8 +35,10 @@ from redis.commands.core import AsyncScript
 
 from stream_scorer.scoring import ContactState, ScoringModel
 from stream_scorer.scoring.codec import (
+    APPEND,
     FORMAT,
     LOG_ABOVE,
+    REPLACE,
     StateFormatError,
     decode_state,
     encode_write,
@@ -129,24 +131,30 @@ Outcome = list[PendingAlert] | None
 def compact(state: ContactState, dedupe_ms: int, max_ids: int) -> None:
     """Forget event ids older than the dedupe window, and the oldest past ``max_ids``.
 
-    Ids are forgotten by age once there are 64 or more and the first
-    remembered is older than the window (one look per write, not a pass;
-    ids arrive mostly in time order), and by count once more than a
-    quarter over ``max_ids`` (so a pass is paid once per ``max_ids / 4`` new
-    ids): then the last ``max_ids`` remembered stay, and ``forgot_until``
-    moves up to the newest time forgotten, which the pipeline refuses as too
-    old.
+    By age once there are 64 or more: the leading ids older than the window
+    (ids arrive mostly in time order, so one look per write tells whether
+    there are any), forgotten in place so that the codec's memo follows. By
+    count once more than a quarter over ``max_ids`` (so a sort is paid once
+    per ``max_ids / 4`` new ids): down to ``max_ids``, the oldest by event
+    time first, and ``forgot_until`` moves up to the newest time forgotten,
+    which the pipeline refuses as too old.
     """
     clock = state.clock
     seen = state.seen
     if clock is None:
         return
-    horizon = clock - dedupe_ms
-    if len(seen) >= 64 and next(iter(seen.values())) < horizon:  # a few: not worth a look
-        seen = state.seen = {key: t for key, t in seen.items() if t >= horizon}
-    excess = len(seen) - max_ids
+    if len(seen) >= 64:  # a few: not worth a look
+        horizon = clock - dedupe_ms
+        old = 0
+        for t in seen.values():
+            if t >= horizon:
+                break
+            old += 1
+        if old:
+            state.forget_first(old)
+    excess = len(state.seen) - max_ids
     if excess > max_ids // 4:
-        state.forget_first(excess)
+        state.forget_oldest(excess)
 
 
 def _state_and_log(contact_id: str) -> tuple[str, str]:
@@ -199,9 +207,10 @@ class RedisStore:
         return self._dedupe_ms
 
     def _decode(self, raw: bytes | None, log: bytes | None) -> ContactState:
-        if raw is None:
-            return ContactState()
-        return decode_state(raw, self.model, log)
+        state = ContactState() if raw is None else decode_state(raw, self.model, log)
+        if self._format < 3 and state.seen_ids is None:
+            state.seen_ids = {}  # written for an older release: keep the ids it matches
+        return state
 
     async def read(
         self, contacts: Sequence[str]
@@ -267,8 +276,11 @@ class RedisStore:
             body, ttl, logged = b"", 0, b""  # nothing changed: only the version is compared
             if change.changed:
                 compact(change.state, self._dedupe_ms, self._dedupe_max_ids)
-                body, op, log = encode_write(change.state, self._format, self._log_above)
-                logged = op.encode() + log if op else b""
+                body, op, log, size = encode_write(change.state, self._format, self._log_above)
+                if op == APPEND:
+                    logged = b"+%d:%b" % (size, log)
+                elif op == REPLACE:
+                    logged = b"=" + log
                 ttl = self._ttl_for(change.state)
             keys.extend(contact_keys(change.contact_id))
             args.extend([change.version, body, ttl, logged, len(change.alerts), *change.alerts])
@@ -439,15 +451,9 @@ class RedisStore:
                 break
             start += len(ranked)
             cids = [raw.decode() for raw in ranked]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for cid in cids:
-                    state_key, log_key = _state_and_log(cid)
-                    pipe.hget(state_key, "s")
-                    pipe.get(log_key)
-                fetched: list[bytes | None] = await pipe.execute()
+            rows = await self._fetch(cids)  # a state and its log as one write left them
             gone = []
-            for i, cid in enumerate(cids):
-                body, logged = fetched[2 * i], fetched[2 * i + 1]
+            for cid, (_, body, logged) in zip(cids, rows, strict=True):
                 if body is None:
                     gone.append(cid)
                 elif len(out) < limit:

@@ -263,3 +263,11 @@ def test_any_log_gives_a_state_or_a_format_error(
         return
     for format in FORMATS:
         assert decode_state(encode_state(state, format), MODEL).to_json() == state.to_json()
+
+
+@pytest.mark.parametrize(
+    "text", ["#0123456789ABCDEF", "# 123456789abcdef", "#0123_56789abcdef", "#0123456789abcde"]
+)
+def test_only_a_key_as_this_release_writes_it_is_read_as_a_key(text: str) -> None:
+    # Anything else is an id an older release remembered, and is hashed like one.
+    assert seen_key_of(text) == event_key(text)

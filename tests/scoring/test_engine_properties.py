@@ -812,7 +812,8 @@ def test_writes_with_a_log_read_back_as_the_state(scenario: Scenario, data: st.D
     """8d. A contact's writes, applied as store.lua applies them (the value replaced; the
     log replaced, deleted or appended to), read back as the state after each, whatever
     the size from which a contact keeps a log, with ids forgotten from the front and by
-    age, and states read back from Redis (a worker that did not hold them) on the way."""
+    age, and by count, and states read back from Redis (a worker that did not hold them)
+    on the way."""
     model, ops = scenario.model, scenario.ops
     log_above = data.draw(st.sampled_from([0, 64, 512, LOG_ABOVE]), label="log_above")
     states: dict[str, ContactState] = {}
@@ -824,9 +825,11 @@ def test_writes_with_a_log_read_back_as_the_state(scenario: Scenario, data: st.D
             apply_in_place(state, op, model)
         else:
             advance_in_place(state, op.at, model, cid)
-        how = data.draw(st.sampled_from(["", "", "", "front", "age", "read"]), label=f"{i}")
+        how = data.draw(st.sampled_from(["", "", "", "front", "oldest", "age", "read"]), f"{i}")
         if how == "front" and state.seen:
             state.forget_first(data.draw(st.integers(1, len(state.seen)), label=f"{i} n"))
+        elif how == "oldest" and state.seen:
+            state.forget_oldest(data.draw(st.integers(1, len(state.seen)), label=f"{i} n"))
         elif how == "age" and state.seen:
             oldest = min(state.seen.values())
             state.seen = {k: t for k, t in state.seen.items() if t > oldest}

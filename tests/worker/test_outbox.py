@@ -275,6 +275,41 @@ async def test_a_contact_remembers_at_most_the_configured_number_of_event_ids(
     assert after.values == replay([*busy, late], MODEL)[0][cid].values
 
 
+async def test_one_event_dated_ahead_does_not_make_the_count_refuse_what_follows(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    # Ids are forgotten oldest first by event time, not by arrival: the first event here
+    # is dated an hour ahead of the hundred that follow (clock skew, an import newest
+    # first), and stays remembered while they are scored.
+    store = RedisStore(
+        redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic, dedupe_max_ids=40
+    )
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    cid = "c-ahead"
+    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
+
+    def event(i: int, ms: int) -> Event:
+        return Event(
+            event_id=f"a-{i}",
+            contact_id=cid,
+            type="page_visit",
+            occurred_at=from_epoch_ms(ms),
+            properties={"url": "/"},
+        )
+
+    events = [event(0, start + 3_600_000), *(event(i, start + i * 10_000) for i in range(1, 101))]
+    for i in range(0, len(events), 10):
+        await pipeline.run(on_partition(settings, events[i : i + 10], offset=i))
+    assert not dead, "nothing refused"
+    state = await store.read_state(cid)
+    assert state is not None
+    assert event_key("a-0") in state.seen
+    assert state.forgot_until is not None
+    assert state.forgot_until < start + 100 * 10_000
+    assert state.values == replay(events, MODEL)[0][cid].values
+
+
 def on_partition(settings: Settings, events: list[Event], offset: int) -> list[Message]:
     """Events as the worker's raw messages of partition 0, from ``offset``."""
     return [

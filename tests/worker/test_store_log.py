@@ -117,3 +117,18 @@ async def test_a_history_that_shrinks_leaves_its_log(redis_client: aioredis.Redi
     assert got.seen == {event_key(later[0].event_id): epoch_ms(later[0].occurred_at)}
     assert await redis_client.exists(state_key)
     assert not await redis_client.exists(log_key), "back in one value, the log deleted"
+
+
+async def test_a_log_that_is_gone_is_never_appended_to(redis_client: aioredis.Redis) -> None:
+    # Deleted or evicted on its own (a Redis that evicts keys): the worker still holds the
+    # contact and would append to nothing, leaving a log that lacks its first chunks.
+    cid = f"log-{uuid.uuid4().hex[:8]}"
+    state_key, _, log_key = contact_keys(cid)
+    pipeline = pipeline_on(_store(redis_client, log_above=0))
+    await pipeline.apply(_replies(cid, 0, 10))
+    version = await redis_client.hget(state_key, "v")
+    await redis_client.delete(log_key)
+    applied = await pipeline.apply(_replies(cid, 10, 5))
+    assert applied.failed == {cid: "StateFormatError"}, "read again: its log is missing"
+    assert not await redis_client.exists(log_key), "nothing appended to an empty log"
+    assert await redis_client.hget(state_key, "v") == version, "the state left as it was"

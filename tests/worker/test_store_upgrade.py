@@ -15,6 +15,7 @@ import base64
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -68,24 +69,38 @@ async def test_an_earlier_release_s_states_are_upgraded_in_place_with_no_change_
 async def test_during_a_rolling_upgrade_the_worker_can_keep_writing_an_older_format(
     redis_client: aioredis.Redis, old_format: int
 ) -> None:
-    # SCORER_STATE_FORMAT=1 or 2 while workers of an older release, which cannot
-    # read format 3, still run; format-3 states are still read.
+    # SCORER_STATE_FORMAT=1 or 2 while workers of the older release, which cannot read
+    # format 3, still run: what the new worker writes, the old one reads as its own, event
+    # ids included (it matches its events' ids against them to drop repeats).
     await redis_client.flushdb()
-    events = [e for e in make_stream(MODEL, 20, 300, seed=17) if e.type in MODEL.event_types]
-    first, rest = events[:150], events[150:]
-    new = RedisStore(redis_client, MODEL, ttl_seconds=3600)
-    await pipeline_on(new).apply(first, {e.contact_id: 0 for e in first})
-    old_compatible = RedisStore(redis_client, MODEL, ttl_seconds=3600, state_format=old_format)
-    await pipeline_on(old_compatible).apply(rest, {e.contact_id: 0 for e in rest})
+    events = [e for e in make_stream(MODEL, 40, 800, seed=13) if e.type in MODEL.event_types]
+    rest = events[400:]  # the first 400 made the older release's states
+    for cid, stored in PREVIOUS["formats"][str(old_format)].items():
+        raw = base64.b64decode(stored)
+        await redis_client.hset(contact_keys(cid)[0], mapping={"v": "1764547200000000", "s": raw})
+    compatible = RedisStore(redis_client, MODEL, ttl_seconds=3600, state_format=old_format)
+    await pipeline_on(compatible).apply(rest, {e.contact_id: 0 for e in rest})
     states, _ = replay(events, MODEL)
+    ids: dict[str, set[str]] = {}
+    for e in events:
+        ids.setdefault(e.contact_id, set()).add(e.event_id)
     for cid, state in states.items():
         raw = await redis_client.hget(contact_keys(cid)[0], "s")
         assert raw is not None
-        if cid in {e.contact_id for e in rest}:
-            if old_format == 1:
-                assert json.loads(raw) == state.to_json(), "written as plain format-1 JSON"
-            else:
-                assert raw[0] == 2
-        got = await new.read_state(cid)
+        if old_format == 1:
+            stored = json.loads(raw)
+            assert {**stored, "seen": None} == {**state.to_json(), "seen": None}
+            seen = set(stored["seen"])
+        else:
+            assert raw[0] == 2
+            seen = set(msgspec.msgpack.decode(raw[1:])[11])
+        assert seen == ids[cid], "the ids themselves, as the older release remembers them"
+        got = await compatible.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
+    # Rolled out: the worker writes format 3 again, and reads what it wrote before.
+    current = RedisStore(redis_client, MODEL, ttl_seconds=3600)
+    for cid, state in states.items():
+        got = await current.read_state(cid)
         assert got is not None
         assert got.to_json() == state.to_json(), cid
