@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import sys
 from array import array
-from itertools import islice
 from typing import Any, NamedTuple
 
 import msgspec
@@ -143,11 +142,12 @@ class _Memo:
             self.seen_n -= gone
             self.log_live = max(0, self.log_live - gone)
             self.forgotten = forgotten
-        if len(seen) > self.seen_n:
-            pairs = self.pairs
-            for key, t in islice(seen.items(), self.seen_n, None):
-                pairs.append(key)
-                pairs.append(t)
+        new = len(seen) - self.seen_n
+        if new > 0:  # the ids added since, from the end: not a walk past the others
+            newest = reversed(seen.items())
+            added = [x for _, (key, t) in zip(range(new), newest, strict=False) for x in (t, key)]
+            added.reverse()
+            self.pairs.extend(added)
             self.seen_n = len(seen)
 
     def seen_bytes(self, start: int = 0) -> bytes:
