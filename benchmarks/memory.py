@@ -14,7 +14,7 @@ relay would. Then prints:
 
 Never asserts on size or time.
 
-    .venv/bin/python benchmarks/memory.py [--contacts 3000] [--days 180]
+    .venv/bin/python benchmarks/memory.py [--contacts 3000] [--days 180] [--format 3]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pipeline import ROOT, scratch_pipeline
 
 from stream_scorer.events import Event
 from stream_scorer.review.simulation import generate
+from stream_scorer.scoring.codec import FORMAT, FORMATS
 from stream_scorer.scoring.model import load_model
 from stream_scorer.worker.keys import contact_keys
 
@@ -47,6 +48,7 @@ async def main() -> None:
     parser.add_argument("--contacts", type=int, default=3_000)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--format", type=int, default=FORMAT, choices=FORMATS)
     args = parser.parse_args()
     model = load_model(ROOT / "config" / "scoring.yaml")
     docs, _ = generate(args.contacts, args.days, seed=0)
@@ -55,11 +57,11 @@ async def main() -> None:
     contacts = sorted({e.contact_id for e in events})
     print(
         f"{len(events):,} events of {len(contacts):,} contacts over {args.days} days "
-        f"(simulate --contacts {args.contacts}), model {model.name}"
+        f"(simulate --contacts {args.contacts}), model {model.name}, state format {args.format}"
     )
 
     async with contextlib.AsyncExitStack() as stack:
-        client, store, pipeline = await scratch_pipeline(stack, model, "bench-memory")
+        client, store, pipeline = await scratch_pipeline(stack, model, "bench-memory", args.format)
         before = int((await client.info("memory"))["used_memory"])
         start = time.perf_counter()
         for i in range(0, len(events), args.batch):
@@ -71,6 +73,7 @@ async def main() -> None:
         state_keys = [contact_keys(cid)[0] for cid in contacts]
         usage = [int(await client.memory_usage(k) or 0) for k in state_keys]
         values = [len(await client.hget(k, "s") or b"") for k in state_keys]
+        logs = sum([await client.exists(contact_keys(cid)[2]) for cid in contacts])
         states = [await store.read_state(cid) for cid in contacts]
         seen = [len(s.seen) for s in states if s is not None]
         awards = [len(s.awards) for s in states if s is not None]
@@ -86,6 +89,7 @@ async def main() -> None:
     print(f"  the stored state value              {quantiles(values)} bytes")
     print(f"  remembered event ids per contact    {quantiles(seen)}")
     print(f"  live awards per contact             {quantiles(awards)}")
+    print(f"  contacts with a log                 {logs:,}")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def fresh(settings: Settings, name: str, **changes: object) -> Settings:
 
 
 async def scratch_pipeline(
-    stack: contextlib.AsyncExitStack, model: ScoringModel, namespace: str
+    stack: contextlib.AsyncExitStack, model: ScoringModel, namespace: str, state_format: int = 0
 ) -> tuple[aioredis.Redis, RedisStore, Pipeline]:
     """The worker's pipeline on an empty Redis: a redis-server of our own, else ``REDIS_URL``
     (flushed, and flushed again on the way out). No Kafka: every event must be valid."""
@@ -133,6 +133,7 @@ async def scratch_pipeline(
         dedupe_seconds=int(settings.dedupe_days * 86_400),
         namespace=namespace,
         cache_contacts=settings.state_cache_contacts,
+        state_format=state_format or settings.state_format,
     )
 
     async def no_dead_letters(*args: object) -> None:
