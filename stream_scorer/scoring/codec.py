@@ -55,6 +55,7 @@ __all__ = [
     "decode_state",
     "encode_state",
     "encode_write",
+    "rewrite_log",
 ]
 
 #: The format :func:`encode_state` writes unless told otherwise.
@@ -277,6 +278,17 @@ def encode_write(state: ContactState, format: int = FORMAT, log_above: int = LOG
         if isinstance(memo, _Memo):
             memo.has_log = memo.synced = False
         return Write(_json_pack(_record_1(state)), REPLACE, b"")
+
+
+def rewrite_log(state: ContactState) -> None:
+    """Have the next :func:`encode_write` of ``state`` replace its log whole.
+
+    For a log Redis no longer holds as this state's memo wrote it (deleted
+    or evicted on its own) while the state itself is still the truth.
+    """
+    memo = state.memo
+    if isinstance(memo, _Memo):
+        memo.synced = False
 
 
 def _record_3(state: ContactState, memo: _Memo, inline: bool) -> list[Any]:

@@ -17,8 +17,9 @@
 -- delete it; "+<length>:" and the bytes to append to a log of that length),
 -- the number of alerts n, then the n alert JSON strings.
 -- Returns, per contact, the version now held when written (unchanged when
--- nothing changed), 0 on a version conflict or when the log to append to
--- is not the length the worker wrote (deleted or evicted: read it again). The alerts of this call are
+-- nothing changed), 0 on a version conflict, -1 when the log to append to
+-- is not the length the worker wrote (deleted or evicted on its own: the
+-- worker writes it again whole). Neither writes anything. The alerts of this call are
 -- the caller's to relay; older ones still in the outbox are another relay's
 -- (the batch before, in flight) or the recovery's (see store.py).
 --
@@ -37,14 +38,20 @@ for i = 1, #KEYS / 3 do
   local current = redis.call('HGET', state, 'v') or '0'
   local op = string.sub(change, 1, 1)
   local logged = string.sub(change, 2)
-  local ok = current == expected
-  if ok and op == '+' then
+  local refused = 0
+  if current ~= expected then
+    refused = 1
+  elseif op == '+' then
     local colon = string.find(change, ':', 2, true)
-    ok = redis.call('STRLEN', log) == tonumber(string.sub(change, 2, colon - 1))
+    if redis.call('STRLEN', log) ~= tonumber(string.sub(change, 2, colon - 1)) then
+      refused = 2
+    end
     logged = string.sub(change, colon + 1)
   end
-  if not ok then
+  if refused == 1 then
     out[i] = 0
+  elseif refused == 2 then
+    out[i] = -1
   else
     local version = current
     if body ~= '' then

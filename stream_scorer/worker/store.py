@@ -42,6 +42,7 @@ from stream_scorer.scoring.codec import (
     StateFormatError,
     decode_state,
     encode_write,
+    rewrite_log,
 )
 from stream_scorer.worker.keys import (
     board_key,
@@ -128,7 +129,7 @@ class PendingAlert:
 Outcome = list[PendingAlert] | None
 
 
-def compact(state: ContactState, dedupe_ms: int, max_ids: int) -> None:
+def compact(state: ContactState, dedupe_ms: int, max_ids: int | None) -> None:
     """Forget event ids older than the dedupe window, and the oldest past ``max_ids``.
 
     By age once there are 64 or more: the leading ids older than the window
@@ -152,9 +153,10 @@ def compact(state: ContactState, dedupe_ms: int, max_ids: int) -> None:
             old += 1
         if old:
             state.forget_first(old)
-    excess = len(state.seen) - max_ids
-    if excess > max_ids // 4:
-        state.forget_oldest(excess)
+    if max_ids is not None:
+        excess = len(state.seen) - max_ids
+        if excess > max_ids // 4:
+            state.forget_oldest(excess)
 
 
 def _state_and_log(contact_id: str) -> tuple[str, str]:
@@ -208,7 +210,9 @@ class RedisStore:
 
     def _decode(self, raw: bytes | None, log: bytes | None) -> ContactState:
         state = ContactState() if raw is None else decode_state(raw, self.model, log)
-        if self._format < 3 and state.seen_ids is None:
+        if self._format >= 3:
+            state.seen_ids = None  # only an older release's formats need the ids themselves
+        elif state.seen_ids is None:
             state.seen_ids = {}  # written for an older release: keep the ids it matches
         return state
 
@@ -270,12 +274,43 @@ class RedisStore:
         before a state is written. The indexes follow with :meth:`index`.
         """
         await self._index_outboxes(changes)
+        # The count bound is this release's: while states are written for an older
+        # release (which has none and drops forgot_until), ids are forgotten by age only.
+        max_ids = self._dedupe_max_ids if self._format >= 3 else None
+        for change in changes:
+            if change.changed:
+                compact(change.state, self._dedupe_ms, max_ids)
+        results = await self._compare_and_set(changes)
+        retry = [i for i, result in enumerate(results) if result == -1]
+        if retry:
+            # Its log is not the one this worker wrote (deleted or evicted on its own),
+            # but the version matched: the state held here is the truth, log and all.
+            for i in retry:
+                rewrite_log(changes[i].state)
+            again = await self._compare_and_set([changes[i] for i in retry])
+            for i, result in zip(retry, again, strict=True):
+                results[i] = result
+
+        outcomes: list[Outcome] = []
+        for change, result in zip(changes, results, strict=True):
+            if result in (0, -1):
+                outcomes.append(None)
+                continue
+            cid, state = change.contact_id, change.state
+            if state.clock is not None:
+                self._remember(cid, bytes(result).decode(), state)
+            alerts = change.alerts if change.changed else []
+            outcomes.append([PendingAlert(cid, payload) for payload in alerts])
+        return outcomes
+
+    async def _compare_and_set(self, changes: Sequence[Change]) -> list[Any]:
+        """One call of store.lua for ``changes``: per change, the version now held, 0 on a
+        conflict, -1 when the log to append to is not the one this worker wrote."""
         keys: list[str] = []
         args: list[str | bytes | int] = []
         for change in changes:
             body, ttl, logged = b"", 0, b""  # nothing changed: only the version is compared
             if change.changed:
-                compact(change.state, self._dedupe_ms, self._dedupe_max_ids)
                 body, op, log, size = encode_write(change.state, self._format, self._log_above)
                 if op == APPEND:
                     logged = b"+%d:%b" % (size, log)
@@ -285,18 +320,7 @@ class RedisStore:
             keys.extend(contact_keys(change.contact_id))
             args.extend([change.version, body, ttl, logged, len(change.alerts), *change.alerts])
         results: list[Any] = await self._script(keys=keys, args=args)
-
-        outcomes: list[Outcome] = []
-        for change, result in zip(changes, results, strict=True):
-            if result == 0:
-                outcomes.append(None)
-                continue
-            cid, state = change.contact_id, change.state
-            if state.clock is not None:
-                self._remember(cid, bytes(result).decode(), state)
-            alerts = change.alerts if change.changed else []
-            outcomes.append([PendingAlert(cid, payload) for payload in alerts])
-        return outcomes
+        return results
 
     async def _index_outboxes(self, changes: Sequence[Change]) -> None:
         """Enter contacts about to get alerts in their partitions' outbox indexes.

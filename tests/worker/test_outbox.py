@@ -275,6 +275,41 @@ async def test_a_contact_remembers_at_most_the_configured_number_of_event_ids(
     assert after.values == replay([*busy, late], MODEL)[0][cid].values
 
 
+async def test_while_writing_an_older_format_no_id_is_forgotten_by_count(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    # The older release has no count bound and drops forgot_until: a worker writing its
+    # format for a rolling upgrade must not forget what the older workers still rely on.
+    store = RedisStore(
+        redis_client,
+        MODEL,
+        ttl_seconds=3600,
+        namespace=settings.events_topic,
+        dedupe_max_ids=40,
+        state_format=2,
+    )
+    dead: list[dict[str, bytes]] = []
+    pipeline = quiet_pipeline(settings, store, dead)
+    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
+    events = [
+        Event(
+            event_id=f"o-{i}",
+            contact_id="c-older",
+            type="page_visit",
+            occurred_at=from_epoch_ms(start + i * 60_000),
+            properties={"url": "/"},
+        )
+        for i in range(100)
+    ]
+    for i in range(0, len(events), 10):
+        await pipeline.run(on_partition(settings, events[i : i + 10], offset=i))
+    state = await store.read_state("c-older")
+    assert state is not None
+    assert len(state.seen) == 100
+    assert state.forgot_until is None
+    assert not dead
+
+
 async def test_one_event_dated_ahead_does_not_make_the_count_refuse_what_follows(
     settings: Settings, redis_client: aioredis.Redis
 ) -> None:
