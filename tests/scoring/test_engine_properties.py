@@ -411,6 +411,14 @@ def run(
         yield Step(op, cid, before, after, effects)
 
 
+def step_in_place(state: ContactState, op: Op, model: ScoringModel) -> None:
+    """Apply an event, or advance to a time, on ``state`` itself."""
+    if isinstance(op, Event):
+        apply_in_place(state, op, model)
+    else:
+        advance_in_place(state, op.at, model, op.contact_id)
+
+
 def final_states(model: ScoringModel, ops: Sequence[Op]) -> dict[str, ContactState]:
     """Each contact's state once ``ops`` are applied."""
     states: dict[str, ContactState] = {}
@@ -795,10 +803,7 @@ def test_a_state_encoded_as_it_changes_reads_back_as_it_is(scenario: Scenario) -
     for op in ops:
         cid = op.contact_id
         state = states.setdefault(cid, ContactState())
-        if isinstance(op, Event):
-            apply_in_place(state, op, model)
-        else:
-            advance_in_place(state, op.at, model, cid)
+        step_in_place(state, op, model)
         raw = encode_state(state)
         again = decode_state(raw, model)
         assert again.to_json() == state.to_json()
@@ -821,10 +826,7 @@ def test_writes_with_a_log_read_back_as_the_state(scenario: Scenario, data: st.D
     for i, op in enumerate(ops):
         cid = op.contact_id
         state = states.setdefault(cid, ContactState())
-        if isinstance(op, Event):
-            apply_in_place(state, op, model)
-        else:
-            advance_in_place(state, op.at, model, cid)
+        step_in_place(state, op, model)
         how = data.draw(st.sampled_from(["", "", "", "front", "oldest", "age", "read"]), f"{i}")
         if how == "front" and state.seen:
             state.forget_first(data.draw(st.integers(1, len(state.seen)), label=f"{i} n"))

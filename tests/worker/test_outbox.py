@@ -220,22 +220,11 @@ async def test_a_contact_remembers_at_most_the_configured_number_of_event_ids(
 ) -> None:
     # SCORER_DEDUPE_MAX_IDS bounds a busy contact's state; what it forgets is refused
     # as too old, so a replay of a forgotten event still never counts twice.
-    store = RedisStore(
-        redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic, dedupe_max_ids=40
-    )
-    dead: list[dict[str, bytes]] = []
-    pipeline = quiet_pipeline(settings, store, dead)
+    store, pipeline, dead = forty_ids(settings, redis_client)
     cid = "c-busy"
-    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
 
     def event(i: int, kind: str = "page_visit") -> Event:
-        return Event(
-            event_id=f"b-{i}",
-            contact_id=cid,
-            type=kind,
-            occurred_at=from_epoch_ms(start + i * 60_000),
-            properties={"url": "/"},
-        )
+        return visit(f"b-{i}", cid, COUNTED_START + i * 60_000, kind)
 
     first = event(0, "unsubscribe")
     busy = [first, *(event(i) for i in range(1, 100))]
@@ -248,7 +237,7 @@ async def test_a_contact_remembers_at_most_the_configured_number_of_event_ids(
     assert event_key("b-0") not in state.seen
     forgot = state.forgot_until
     assert forgot is not None
-    assert forgot >= start
+    assert forgot >= COUNTED_START
     kept = min(state.seen.values())
     assert forgot < kept
     assert not dead
@@ -260,13 +249,7 @@ async def test_a_contact_remembers_at_most_the_configured_number_of_event_ids(
     # A remembered event replayed is a duplicate; a new one, however late, past what
     # was forgotten is applied.
     remembered = next(e for e in busy if epoch_ms(e.occurred_at) == kept)
-    late = Event(
-        event_id="b-late",
-        contact_id=cid,
-        type="page_visit",
-        occurred_at=from_epoch_ms(kept + 1),
-        properties={"url": "/"},
-    )
+    late = visit("b-late", cid, kept + 1)
     await pipeline.run(on_partition(settings, [remembered, late], offset=201))
     after = await store.read_state(cid)
     assert after is not None
@@ -280,27 +263,8 @@ async def test_while_writing_an_older_format_no_id_is_forgotten_by_count(
 ) -> None:
     # The older release has no count bound and drops forgot_until: a worker writing its
     # format for a rolling upgrade must not forget what the older workers still rely on.
-    store = RedisStore(
-        redis_client,
-        MODEL,
-        ttl_seconds=3600,
-        namespace=settings.events_topic,
-        dedupe_max_ids=40,
-        state_format=2,
-    )
-    dead: list[dict[str, bytes]] = []
-    pipeline = quiet_pipeline(settings, store, dead)
-    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
-    events = [
-        Event(
-            event_id=f"o-{i}",
-            contact_id="c-older",
-            type="page_visit",
-            occurred_at=from_epoch_ms(start + i * 60_000),
-            properties={"url": "/"},
-        )
-        for i in range(100)
-    ]
+    store, pipeline, dead = forty_ids(settings, redis_client, state_format=2)
+    events = [visit(f"o-{i}", "c-older", COUNTED_START + i * 60_000) for i in range(100)]
     for i in range(0, len(events), 10):
         await pipeline.run(on_partition(settings, events[i : i + 10], offset=i))
     state = await store.read_state("c-older")
@@ -316,24 +280,13 @@ async def test_one_event_dated_ahead_does_not_make_the_count_refuse_what_follows
     # Ids are forgotten oldest first by event time, not by arrival: the first event here
     # is dated an hour ahead of the hundred that follow (clock skew, an import newest
     # first), and stays remembered while they are scored.
-    store = RedisStore(
-        redis_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic, dedupe_max_ids=40
-    )
-    dead: list[dict[str, bytes]] = []
-    pipeline = quiet_pipeline(settings, store, dead)
+    store, pipeline, dead = forty_ids(settings, redis_client)
     cid = "c-ahead"
-    start = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
-
-    def event(i: int, ms: int) -> Event:
-        return Event(
-            event_id=f"a-{i}",
-            contact_id=cid,
-            type="page_visit",
-            occurred_at=from_epoch_ms(ms),
-            properties={"url": "/"},
-        )
-
-    events = [event(0, start + 3_600_000), *(event(i, start + i * 10_000) for i in range(1, 101))]
+    start = COUNTED_START
+    events = [
+        visit("a-0", cid, start + 3_600_000),
+        *(visit(f"a-{i}", cid, start + i * 10_000) for i in range(1, 101)),
+    ]
     for i in range(0, len(events), 10):
         await pipeline.run(on_partition(settings, events[i : i + 10], offset=i))
     assert not dead, "nothing refused"
@@ -343,6 +296,37 @@ async def test_one_event_dated_ahead_does_not_make_the_count_refuse_what_follows
     assert state.forgot_until is not None
     assert state.forgot_until < start + 100 * 10_000
     assert state.values == replay(events, MODEL)[0][cid].values
+
+
+#: When the count-bound tests' events start.
+COUNTED_START = epoch_ms(datetime(2026, 6, 1, tzinfo=UTC))
+
+
+def forty_ids(
+    settings: Settings, client: aioredis.Redis, state_format: int = 3
+) -> tuple[RedisStore, Pipeline, list[dict[str, bytes]]]:
+    """A store whose contacts remember at most 40 event ids, and a pipeline on it whose
+    dead letters' headers are kept in the list returned."""
+    store = RedisStore(
+        client,
+        MODEL,
+        ttl_seconds=3600,
+        namespace=settings.events_topic,
+        dedupe_max_ids=40,
+        state_format=state_format,
+    )
+    dead: list[dict[str, bytes]] = []
+    return store, quiet_pipeline(settings, store, dead), dead
+
+
+def visit(event_id: str, cid: str, ms: int, kind: str = "page_visit") -> Event:
+    return Event(
+        event_id=event_id,
+        contact_id=cid,
+        type=kind,
+        occurred_at=from_epoch_ms(ms),
+        properties={"url": "/"},
+    )
 
 
 def on_partition(settings: Settings, events: list[Event], offset: int) -> list[Message]:
