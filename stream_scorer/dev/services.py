@@ -6,7 +6,13 @@ node, broker and controller) with the machine's Java. redis-server comes
 from the Debian package, installed if missing when running as root. Both
 listen on loopback on free ports, live in a throw-away folder, and are
 stopped by pid. Children get ``PR_SET_PDEATHSIG`` so that they die with the
-process that started them even if it is killed with SIGKILL.
+process that started them even if it is killed with SIGKILL (strictly, with
+the thread that started them: start services from a thread that outlives them).
+
+For tests of secured connections, :func:`start_secure_kafka` adds SASL_SSL
+(SCRAM) and mutual-TLS listeners and :func:`start_redis` takes TLS and an ACL
+file, with certificates from :mod:`stream_scorer.dev.tls`; a Redis Cluster is
+in :mod:`stream_scorer.dev.cluster`.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stream_scorer.dev.tls import Certificates
 
 #: The newest Apache Kafka 4.x checked with aiokafka 0.14 and faust-streaming 0.15.
 KAFKA_VERSION = os.environ.get("SCORER_DEV_KAFKA_VERSION", "4.4.0")
@@ -203,33 +211,73 @@ class KafkaProcess:
 
 
 @dataclass
+class SecureKafkaProcess(KafkaProcess):
+    """Kafka with SASL_SSL (SCRAM), mutual-TLS and PLAINTEXT listeners; ``port`` is PLAINTEXT."""
+
+    sasl_ssl_port: int
+    mtls_port: int
+    certs: Certificates
+    users: dict[str, str]
+
+    @property
+    def sasl_ssl_servers(self) -> str:
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def mtls_servers(self) -> str:
+        return f"127.0.0.1:{self.mtls_port}"
+
+    @property
+    def plaintext_servers(self) -> str:
+        return self.bootstrap_servers
+
+
+@dataclass
 class RedisProcess:
     proc: subprocess.Popen[bytes]
     port: int
     workdir: Path
     args: list[str] = field(default_factory=list)
+    tls: Certificates | None = None
+    """The certificates when ``port`` is a TLS port (then clients need ``tls.ca``)."""
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         stop_process(self.proc)
 
-    def restart(self) -> None:
-        """Stop and start again on the same port and data folder (for fault tests)."""
-        self.stop()
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no AOF rewrite, no goodbye to replicas or the cluster."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def start(self) -> None:
+        """Start again on the same port, data folder and options, if not running."""
+        if self.proc.poll() is None:
+            return
         self.proc = spawn(self.args, self.workdir / "redis.log", cwd=self.workdir)
         _wait_for(lambda: _port_open(self.port), self.proc, 20, self.workdir / "redis.log")
 
+    def restart(self) -> None:
+        """Stop and start again on the same port and data folder (for fault tests)."""
+        self.stop()
+        self.start()
 
-def _wait_for(ready: object, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+
+def _wait_for(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float, log: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise DevServiceError(f"process exited with {proc.returncode}:\n{tail}")
-        if ready():  # type: ignore[operator]
+        if ready():
             return
         time.sleep(0.1)
     stop_process(proc)
@@ -237,15 +285,35 @@ def _wait_for(ready: object, proc: subprocess.Popen[bytes], timeout: float, log:
     raise DevServiceError(f"not ready after {timeout:.0f}s:\n{tail}")
 
 
-def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> KafkaProcess:
-    """Format a fresh KRaft log folder and start a one-node broker+controller."""
+def _kafka_runtime() -> tuple[str, Path]:
+    """Java and Kafka's jars, fetched on first use."""
     libs = fetch_kafka()
     java = shutil.which("java")
     if java is None:
         raise DevServiceError("Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre")
+    return java, libs
+
+
+def _run_kraft(
+    workdir: Path,
+    listeners: dict[str, int],
+    partitions: int,
+    config: Sequence[str] = (),
+    format_args: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    """Format a fresh KRaft log folder and start a one-node broker+controller.
+
+    ``listeners`` maps listener names, each also its security protocol
+    (``PLAINTEXT`` first: brokers talk on it), to ports; the CONTROLLER
+    listener is added on a free port. ``config`` is appended to
+    ``server.properties`` and ``format_args`` to ``StorageTool format``
+    (SCRAM users are records written at format time in KRaft).
+    """
+    java, libs = _kafka_runtime()
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
     controller = free_port()
+    names = list(listeners)
+    advertised = ",".join(f"{name}://127.0.0.1:{listeners[name]}" for name in names)
     props = workdir / "server.properties"
     props.write_text(
         "\n".join(
@@ -253,11 +321,13 @@ def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> 
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                f"listeners={advertised},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners={advertised}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map="
+                + ",".join(f"{name}:{name}" for name in names)
+                + ",CONTROLLER:PLAINTEXT",
+                f"inter.broker.listener.name={names[0]}",
                 f"log.dirs={workdir / 'data'}",
                 f"num.partitions={partitions}",
                 "offsets.topic.replication.factor=1",
@@ -268,6 +338,7 @@ def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> 
                 "share.coordinator.state.topic.min.isr=1",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=true",
+                *config,
                 "",
             ]
         )
@@ -287,6 +358,7 @@ def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> 
             cluster_id,
             "-c",
             str(props),
+            *format_args,
         ],
         capture_output=True,
         text=True,
@@ -315,22 +387,107 @@ def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> 
         return (
             log.exists()
             and "Kafka Server started" in log.read_text(errors="replace")
-            and _port_open(port)
+            and all(_port_open(port) for port in listeners.values())
         )
 
     _wait_for(started, proc, 90, log)
+    return proc
+
+
+def start_kafka(workdir: Path, port: int | None = None, partitions: int = 4) -> KafkaProcess:
+    """A one-node KRaft Kafka with one PLAINTEXT listener on loopback."""
+    port = port or free_port()
+    proc = _run_kraft(workdir, {"PLAINTEXT": port}, partitions)
     return KafkaProcess(proc=proc, port=port, workdir=workdir)
 
 
-def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False) -> RedisProcess:
-    """Start redis-server on loopback with its data in ``workdir``."""
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def start_secure_kafka(
+    workdir: Path, certs: Certificates, users: dict[str, str], partitions: int = 4
+) -> SecureKafkaProcess:
+    """A one-node KRaft Kafka with SASL_SSL (SCRAM), mutual-TLS and PLAINTEXT listeners.
+
+    ``SASL_SSL`` takes SCRAM-SHA-256 and SCRAM-SHA-512 for every user in
+    ``users`` (name to password); ``SSL`` requires a client certificate signed
+    by ``certs.ca``; ``PLAINTEXT`` is the inter-broker listener, handy to set
+    up topics in tests. No authorizer: an authenticated client may do anything.
+    """
+    format_args: list[str] = []
+    for name, password in users.items():
+        if "," in name + password or not name:
+            raise ValueError(f"Kafka's --add-scram cannot take a comma or empty name: {name!r}")
+        for mechanism in SCRAM_MECHANISMS:
+            format_args += ["--add-scram", f'{mechanism}=[name="{name}",password="{password}"]']
+    scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    config = [
+        f"sasl.enabled.mechanisms={','.join(SCRAM_MECHANISMS)}",
+        *(
+            f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config={scram_login}"
+            for mechanism in SCRAM_MECHANISMS
+        ),
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={certs.server_keystore}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={certs.ca}",
+        "listener.name.ssl.ssl.client.auth=required",
+    ]
+    ports = {"PLAINTEXT": free_port(), "SASL_SSL": free_port(), "SSL": free_port()}
+    proc = _run_kraft(workdir, ports, partitions, config, format_args)
+    return SecureKafkaProcess(
+        proc=proc,
+        port=ports["PLAINTEXT"],
+        workdir=workdir,
+        sasl_ssl_port=ports["SASL_SSL"],
+        mtls_port=ports["SSL"],
+        certs=certs,
+        users=dict(users),
+    )
+
+
+def start_redis(
+    workdir: Path,
+    port: int | None = None,
+    appendonly: bool = False,
+    *,
+    tls: Certificates | None = None,
+    tls_client_auth: bool = False,
+    acl_file: Path | None = None,
+    extra_args: Sequence[str] = (),
+) -> RedisProcess:
+    """Start redis-server on loopback with its data in ``workdir``.
+
+    With ``tls`` the only port is a TLS port (plain TCP is off) whose server
+    certificate is ``tls.server_cert``; client certificates signed by
+    ``tls.ca`` are accepted, and required with ``tls_client_auth``.
+    ``acl_file`` is Redis's ``aclfile`` (``user alice on >pw ~* +@all``
+    lines; ``user default off`` makes every client log in). ``extra_args``
+    are more ``--option value`` pairs, e.g. cluster mode.
+    """
     server = ensure_redis_server()
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    if tls is None:
+        listen = ["--port", str(port)]
+    else:
+        listen = [
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            str(tls.server_cert),
+            "--tls-key-file",
+            str(tls.server_key),
+            "--tls-ca-cert-file",
+            str(tls.ca),
+            "--tls-auth-clients",
+            "yes" if tls_client_auth else "optional",
+        ]
     args = [
         server,
-        "--port",
-        str(port),
+        *listen,
         "--bind",
         "127.0.0.1",
         "--dir",
@@ -343,10 +500,12 @@ def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False
         "always",
         "--protected-mode",
         "yes",
+        *(["--aclfile", str(acl_file.resolve())] if acl_file is not None else []),
+        *extra_args,
     ]
     proc = spawn(args, workdir / "redis.log", cwd=workdir)
     _wait_for(lambda: _port_open(port), proc, 20, workdir / "redis.log")
-    return RedisProcess(proc=proc, port=port, workdir=workdir, args=args)
+    return RedisProcess(proc=proc, port=port, workdir=workdir, args=args, tls=tls)
 
 
 @contextlib.contextmanager
