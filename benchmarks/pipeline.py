@@ -10,6 +10,9 @@ redis-server (started here unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set):
    size, and cleared from the outboxes, no Kafka;
 4. pipeline: the same from the worker's raw messages (decode and check too);
 5. worker: ``stream-scorer worker`` from start to all offsets committed;
+   with ``--workers N``, also N worker processes in one group on the same topic;
+   with ``--redis-cluster``, also engine + store and the worker(s) on a local
+   Redis Cluster of three primaries (one script call per slot);
 6. latency: p50/p99 from an event's send to its alert's arrival, at a fixed
    offered load (default 5,000 events/s).
 
@@ -18,6 +21,7 @@ Prints each figure and its ratio to consume-only, measured in the same run
 on time.
 
     .venv/bin/python benchmarks/pipeline.py [--events 200000] [--contacts 20000]
+        [--workers 3] [--redis-cluster]
 """
 
 from __future__ import annotations
@@ -40,14 +44,16 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from redis.asyncio.cluster import RedisCluster
 
+from stream_scorer.connections.redis import RedisClient, connect, connect_settings
 from stream_scorer.dev import services as devservices
+from stream_scorer.dev.cluster import start_redis_cluster
 from stream_scorer.events import CONTACT_UPDATED, Event, encode_event
 from stream_scorer.scoring import replay
 from stream_scorer.scoring.model import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker import collector
-from stream_scorer.worker.connection import connect
 from stream_scorer.worker.pipeline import Message, Pipeline
 from stream_scorer.worker.store import RedisStore
 from stream_scorer.worker.topics import ensure_topics
@@ -187,10 +193,14 @@ def engine_only(model: ScoringModel, events: list[Event]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
-async def redis_cpu_seconds(client: aioredis.Redis) -> float:
-    """CPU time the Redis server has used so far (user and system, main thread and others)."""
-    cpu = await client.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+async def redis_cpu_seconds(client: RedisClient) -> float:
+    """CPU time the Redis server has used so far (user and system, every thread; every
+    primary of a cluster)."""
+    if isinstance(client, RedisCluster):
+        nodes = [await client.info("cpu", target_nodes=n) for n in client.get_primaries()]
+    else:
+        nodes = [await client.info("cpu")]
+    return sum(float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]) for cpu in nodes)
 
 
 async def pipeline_only(
@@ -209,7 +219,7 @@ async def pipeline_only(
         (e.contact_id.encode(), encode_event(e), settings.events_topic, 0, i, [])
         for i, e in enumerate(events)
     ]
-    client = connect(settings.redis_url)
+    client = connect_settings(settings)  # the worker's client, single or cluster
     store = RedisStore(
         client,
         model,
@@ -246,6 +256,20 @@ def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[b
         devservices.stop_process(proc)
 
 
+@contextlib.contextmanager
+def worker_processes(
+    settings: Settings, log: Path, count: int
+) -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
+    """``count`` workers in one consumer group, each with its own web port and log."""
+    with contextlib.ExitStack() as stack:
+        procs = []
+        for i in range(count):
+            own = settings.model_copy(update={"web_port": devservices.free_port()})
+            path = log if count == 1 else log.with_name(f"{log.stem}-{i}{log.suffix}")
+            procs.append((stack.enter_context(worker_process(own, path)), path))
+        yield procs
+
+
 async def committed_all(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
@@ -278,9 +302,11 @@ async def _wait_ready(log: Path, proc: subprocess.Popen[bytes]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def worker_rate(settings: Settings, total: int, log: Path) -> float:
-    with worker_process(settings, log) as proc:
-        await _wait_ready(log, proc)
+async def worker_rate(settings: Settings, total: int, log: Path, workers: int = 1) -> float:
+    """Events/s of ``workers`` processes from all ready to every offset committed."""
+    with worker_processes(settings, log, workers) as procs:
+        for proc, path in procs:
+            await _wait_ready(path, proc)
         start = time.perf_counter()
         while not await committed_all(  # noqa: ASYNC110 - polling Kafka
             settings.kafka_bootstrap_servers,
@@ -393,6 +419,51 @@ async def latency(
     return delays
 
 
+async def again(settings: Settings, name: str, **changes: object) -> Settings:
+    """A new consumer group on the same events, after an empty Redis: a worker run afresh."""
+    rerun = settings.model_copy(
+        update={"app_id": f"{settings.app_id}-{name}", "web_port": devservices.free_port()}
+        | changes
+    )
+    client = connect_settings(rerun)
+    try:
+        await client.flushdb()  # the contacts' states of the run before would dedupe it all
+    finally:
+        await client.aclose()
+    return rerun
+
+
+async def scale_out(
+    settings: Settings,
+    model: ScoringModel,
+    events: list[Event],
+    tmp: Path,
+    workers: int,
+    cluster: bool,
+) -> list[tuple[str, float]]:
+    """The rows of ``--workers`` and ``--redis-cluster``: the same events, afresh each time."""
+    rows: list[tuple[str, float]] = []
+    total = len(events)
+    if workers > 1:
+        many = await again(settings, f"w{workers}")
+        rate = await worker_rate(many, total, tmp / "workers.log", workers)
+        rows.append((f"{workers} workers end to end", rate))
+    if cluster:
+        with contextlib.ExitStack() as stack:
+            nodes = start_redis_cluster(Path(tempfile.mkdtemp(prefix="bench-cluster-")))
+            stack.callback(nodes.stop)
+            on_cluster = await again(settings, "cluster", redis_url=nodes.url, redis_cluster=True)
+            stored, redis_us = await pipeline_only(
+                on_cluster, model, events, on_cluster.batch_max_events, decoded=True
+            )
+            rows.append(("engine + store, Redis Cluster", stored))
+            print(f"  Redis Cluster CPU per event (engine + store): {redis_us:.1f} µs")
+            count = max(workers, 1)
+            rate = await worker_rate(on_cluster, total, tmp / "cluster.log", count)
+            rows.append((f"{count} worker(s), Redis Cluster", rate))
+    return rows
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -400,6 +471,14 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--model", default=str(ROOT / "config" / "scoring.yaml"))
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also run N workers in one group (N > 1)"
+    )
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="also run engine + store and the worker(s) on a local Redis Cluster",
+    )
     args = parser.parse_args()
     model = load_model(args.model)
 
@@ -447,6 +526,7 @@ async def main() -> None:
             ("pipeline (raw messages, no Kafka)", scored),
             ("worker end to end", worker),
         ]
+        rows += await scale_out(settings, model, events, tmp, args.workers, args.redis_cluster)
         print(f"  {'':36} {'events/s':>10}  of consume-only")
         for name, rate in rows:
             print(f"  {name:36} {rate:>10,.0f}  {rate / consume:>6.3f}")

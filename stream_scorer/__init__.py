@@ -5,6 +5,7 @@ from stream_scorer.errors import (
     InvalidEvent,
     ModelError,
     ScorerError,
+    ServiceRefused,
     ServiceUnavailable,
 )
 from stream_scorer.settings import Settings, load_settings
@@ -16,6 +17,7 @@ __all__ = [
     "InvalidEvent",
     "ModelError",
     "ScorerError",
+    "ServiceRefused",
     "ServiceUnavailable",
     "Settings",
     "__version__",

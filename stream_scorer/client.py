@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream_scorer.alerts import Alert
+from stream_scorer.connections.kafka import kafka_options
 from stream_scorer.events import Event, validate
 from stream_scorer.settings import Settings
 
@@ -36,10 +37,20 @@ class EventProducer:
     def __init__(
         self, bootstrap_servers: str, topic: str = DEFAULT_TOPIC, **producer_options: Any
     ) -> None:
+        """``producer_options`` go to aiokafka (``security_protocol``, ``ssl_context``, ...)."""
         self.topic = topic
         options: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
         options.update(producer_options)
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **options)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, topic: str | None = None, **producer_options: Any
+    ) -> EventProducer:
+        """A producer connected as the worker is (``SCORER_KAFKA_*``: SASL, TLS)."""
+        options = kafka_options(settings)
+        servers = options.pop("bootstrap_servers")
+        return cls(servers, topic or settings.events_topic, **{**options, **producer_options})
 
     async def __aenter__(self) -> EventProducer:
         await self._producer.start()
@@ -77,7 +88,7 @@ async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncI
     """Follow the alerts topic without a consumer group (no offsets are committed)."""
     consumer = AIOKafkaConsumer(
         settings.alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )

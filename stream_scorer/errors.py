@@ -7,6 +7,7 @@
     ├── ModelError              bad scoring model file; carries every problem with its place
     ├── InvalidEvent            one event cannot be scored; it goes to the dead-letter topic
     ├── ServiceUnavailable      Kafka or Redis cannot be reached; retried, never dropped
+    ├── ServiceRefused          Kafka or Redis answered but refused us: the worker does not start
     ├── StateFormatError        a stored contact state cannot be read; that contact alone fails
     ├── ConversionsError        a conversions file cannot be read; names the line
     ├── EvaluationError         backtest output cannot be evaluated; names the file and line
@@ -49,6 +50,13 @@ class InvalidEvent(ScorerError):
 
 class ServiceUnavailable(ScorerError):
     """A backing service (Kafka, Redis) did not answer; the caller retries."""
+
+
+class ServiceRefused(ScorerError):
+    """Kafka or Redis refused the connection for good (credentials, certificate, ACL, policy).
+
+    Retrying cannot help; the message names the settings to fix, never a secret.
+    """
 
 
 class StateFormatError(ScorerError):

@@ -11,9 +11,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
-from pydantic import Field, SecretBytes, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -86,6 +93,71 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://localhost:6379/0", description="redis:// or rediss:// URL."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN",
+        description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, min_length=1, description="SASL user name (with SASL_*)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (with SASL_*; never printed)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs that sign Kafka's certificates (none: the system's).",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for mutual TLS (with SSL or SASL_SSL)."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of SCORER_KAFKA_SSL_CERTFILE."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted SCORER_KAFKA_SSL_KEYFILE."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check that Kafka's certificate names the broker's host."
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="SCORER_REDIS_URL is a node of a Redis Cluster: use the cluster client.",
+    )
+    redis_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Redis ACL user (instead of one in SCORER_REDIS_URL).",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Redis password (instead of one in SCORER_REDIS_URL; never printed).",
+    )
+    redis_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs that sign Redis's certificate (rediss://; none: the "
+        "system's).",
+    )
+    redis_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate for Redis (rediss://, mutual TLS)."
+    )
+    redis_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of SCORER_REDIS_SSL_CERTFILE."
+    )
+    redis_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted SCORER_REDIS_SSL_KEYFILE."
+    )
+    redis_ssl_check_hostname: bool = Field(
+        default=True, description="Check that Redis's certificate names its host (rediss://)."
+    )
+    redis_allow_eviction: bool = Field(
+        default=False,
+        description="Start even when Redis may evict keys (maxmemory with a policy other than "
+        "noeviction), which loses scores: a loud warning instead of a refusal.",
     )
     events_topic: str = Field(default="scorer.events", description="Engagement events in.")
     alerts_topic: str = Field(default="scorer.alerts", description="Threshold alerts out.")
@@ -288,6 +360,83 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator(
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "redis_ssl_cafile",
+        "redis_ssl_certfile",
+        "redis_ssl_keyfile",
+    )
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        # At start, not at the first connection: a missing file is a deployment mistake.
+        try:
+            found = value is None or value.is_file()
+        except OSError as exc:  # a name too long, a folder we may not read
+            raise ValueError(f"cannot be read ({exc.strerror})") from None
+        if not found:
+            raise ValueError("is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _check_connections(self) -> Settings:
+        """Settings that only mean something together, checked together.
+
+        A credential or file that would be ignored (a password without SASL, a
+        CA without TLS) is refused: silently connecting another way than the
+        operator meant is worse than not starting. (Switches with safe defaults,
+        such as the hostname checks, are not.)
+        """
+        problems = []
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            problems.append(
+                f"SCORER_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "SCORER_KAFKA_SASL_USERNAME and SCORER_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            problems.append(
+                "SCORER_KAFKA_SASL_USERNAME and SCORER_KAFKA_SASL_PASSWORD are used only with "
+                "SCORER_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT"
+            )
+        kafka_files = [self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile]
+        if not tls and (any(kafka_files) or self.kafka_ssl_key_password):
+            problems.append(
+                "SCORER_KAFKA_SSL_* files are used only with "
+                "SCORER_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+            )
+        for system in ("kafka", "redis"):
+            certfile, keyfile = (
+                getattr(self, f"{system}_ssl_{f}") for f in ("certfile", "keyfile")
+            )
+            if keyfile is not None and certfile is None:
+                up = system.upper()
+                problems.append(f"SCORER_{up}_SSL_KEYFILE needs SCORER_{up}_SSL_CERTFILE")
+        redis_files = [self.redis_ssl_cafile, self.redis_ssl_certfile, self.redis_ssl_keyfile]
+        if (any(redis_files) or self.redis_ssl_key_password) and not self.redis_url.startswith(
+            "rediss://"
+        ):
+            problems.append("SCORER_REDIS_SSL_* files are used only with a rediss:// URL")
+        url = urlsplit(self.redis_url) if "://" in self.redis_url else None
+        if url is not None and (
+            (self.redis_password is not None and url.password)
+            or (self.redis_username is not None and url.username)
+        ):
+            problems.append(
+                "the Redis user or password is given twice: in SCORER_REDIS_URL and in "
+                "SCORER_REDIS_USERNAME / SCORER_REDIS_PASSWORD"
+            )
+        if self.redis_cluster:
+            if self.redis_url.startswith("unix://"):
+                problems.append("SCORER_REDIS_CLUSTER needs a redis:// or rediss:// URL")
+            elif urlsplit(self.redis_url).path.strip("/") not in ("", "0"):
+                problems.append("SCORER_REDIS_CLUSTER: a cluster has only database 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -366,7 +515,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # settings checked together: the message names them, no value
+                problems.append(without_passwords(str(err["msg"])).removeprefix("Value error, "))
+                continue
+            field = str(err["loc"][0])
             var = f"{ENV_PREFIX}{field.upper()}"
             given = err.get("input")
             message = str(err["msg"])

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from stream_scorer.connections.redis import connect
 from stream_scorer.dev import services as devservices
+from stream_scorer.dev.cluster import RedisClusterProcesses
 from stream_scorer.scoring import native
-from stream_scorer.worker.connection import connect
 
+from .support.secured import Secured, start_cluster, start_secured
 from .support.services import (
     REDIS_IMAGE,
     Services,
@@ -102,6 +104,39 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         "services: KAFKA_BOOTSTRAP_SERVERS/REDIS_URL if set, else testcontainers, else local "
         f"processes (Kafka {devservices.KAFKA_VERSION} jars, redis-server)",
     ]
+
+
+@pytest.fixture(scope="session")
+def secured() -> Iterator[Secured]:
+    """SASL_SSL + mTLS Kafka and TLS + ACL Redis, started on first use."""
+    root = Path(tempfile.mkdtemp(prefix="stream-scorer-secured-"))
+    stops: list[object] = []
+    try:
+        found, stops = start_secured(root)
+        _USED.append(
+            f"secured: Kafka SASL_SSL pid {found.kafka.proc.pid}, "
+            f"Redis TLS pid {found.redis.proc.pid}"
+        )
+        yield found
+    finally:
+        for service in reversed(stops):
+            service.stop()  # type: ignore[attr-defined]
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterProcesses]:
+    """A real Redis Cluster (3 primaries, 3 replicas, AOF), started on first use."""
+    root = Path(tempfile.mkdtemp(prefix="stream-scorer-cluster-"))
+    cluster = None
+    try:
+        cluster = start_cluster(root)
+        _USED.append(f"Redis Cluster: ports {[n.port for n in cluster.nodes]}")
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

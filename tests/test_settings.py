@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -343,8 +344,16 @@ def test_the_demo_reports_a_settings_error_without_secrets(
 
 def test_which_settings_are_secret() -> None:
     secret = {name for name in Settings.model_fields if is_secret(name)}
-    assert secret == {"api_token", "webhook_secret", "webhook_urls"}
-    assert is_secret("redis_password")  # by name, should one be added
+    assert secret == {
+        "api_token",
+        "webhook_secret",
+        "webhook_urls",
+        "kafka_sasl_password",
+        "kafka_ssl_key_password",
+        "redis_password",
+        "redis_ssl_key_password",
+    }
+    assert is_secret("some_new_password")  # by name, should one be added
     assert is_secret("?")  # a model-wide error's input is every value
 
 
@@ -371,6 +380,8 @@ secrets = st.text(min_size=1).map(lambda text: f"S3CR3T{text}T3RC3S")
             ("kafka_bootstrap_servers", "b1:9092,user:{}@b2:9092,b3"),
             ("kafka_bootstrap_servers", "b1:9092,b2:9092?pass%77ord={}"),
             ("api_token", ["{}"]),
+            ("kafka_sasl_password", ["{}"]),
+            ("redis_password", {"k": "{}"}),
             ("webhook_secret", {"k": "{}"}),
         ]
     ),
@@ -432,3 +443,115 @@ def test_the_reordering_grace_is_bounded(grace: int, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError):
             Settings(reorder_grace_ms=grace)
+
+
+ANY_FILE = "config/scoring.yaml"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"kafka_security_protocol": "SASL_SSL"}, "needs SCORER_KAFKA_SASL_USERNAME and"),
+        (
+            {"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_username": "u"},
+            "needs SCORER_KAFKA_SASL_USERNAME and SCORER_KAFKA_SASL_PASSWORD",
+        ),
+        ({"kafka_sasl_username": "u", "kafka_sasl_password": "p"}, "are used only with"),
+        ({"kafka_ssl_cafile": ANY_FILE}, "SCORER_KAFKA_SSL_* files are used only with"),
+        (
+            {"kafka_security_protocol": "SSL", "kafka_ssl_keyfile": ANY_FILE},
+            "SCORER_KAFKA_SSL_KEYFILE needs SCORER_KAFKA_SSL_CERTFILE",
+        ),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_cafile": "/nope.pem"}, "is not a file"),
+        ({"redis_ssl_cafile": ANY_FILE}, "used only with a rediss:// URL"),
+        (
+            {"redis_url": "rediss://r:6380/0", "redis_ssl_keyfile": ANY_FILE},
+            "SCORER_REDIS_SSL_KEYFILE needs SCORER_REDIS_SSL_CERTFILE",
+        ),
+        ({"redis_cluster": True, "redis_url": "unix:///tmp/r.sock"}, "needs a redis://"),
+        ({"redis_cluster": True, "redis_url": "redis://r:6379/2"}, "only database 0"),
+        (
+            {"redis_url": "redis://u:pw@r:6379/0", "redis_password": "other"},
+            "given twice",
+        ),
+        ({"kafka_security_protocol": "TLS"}, "SCORER_KAFKA_SECURITY_PROTOCOL"),
+        ({"kafka_sasl_mechanism": "OAUTHBEARER"}, "SCORER_KAFKA_SASL_MECHANISM"),
+    ],
+)
+def test_connection_settings_that_would_be_ignored_or_cannot_work_are_refused(
+    given: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(**given)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_username": "u",
+            "kafka_sasl_password": "p",
+            "kafka_ssl_cafile": ANY_FILE,
+        },
+        {
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": "SCRAM-SHA-256",
+            "kafka_sasl_username": "u",
+            "kafka_sasl_password": "p",
+        },
+        {
+            "kafka_security_protocol": "SSL",
+            "kafka_ssl_certfile": ANY_FILE,
+            "kafka_ssl_keyfile": ANY_FILE,
+            "kafka_ssl_check_hostname": False,
+        },
+        {
+            "redis_url": "rediss://r:6380/0",
+            "redis_username": "scorer",
+            "redis_password": "p",
+            "redis_ssl_cafile": ANY_FILE,
+            "redis_ssl_certfile": ANY_FILE,
+        },
+        {"redis_url": "redis://r:6379", "redis_cluster": True},
+        {"redis_url": "rediss://u:p@r:6379/0", "redis_cluster": True},
+    ],
+)
+def test_consistent_connection_settings_are_accepted(given: dict[str, object]) -> None:
+    settings = load_settings(**given)
+    for name, value in given.items():
+        got = getattr(settings, name)
+        shown = got.get_secret_value() if hasattr(got, "get_secret_value") else got
+        assert str(shown) == str(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=secrets,
+    protocol=st.sampled_from(["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", "bogus"]),
+    url=st.sampled_from(["redis://r:1/0", "rediss://x:{}@r:1/0", "unix:///s", "redis://r/3"]),
+    cluster=st.booleans(),
+    files=st.sampled_from([None, ANY_FILE, "/no/such/file.pem"]),
+)
+def test_combined_settings_errors_never_print_a_secret(
+    secret: str, protocol: str, url: str, cluster: bool, files: str | None
+) -> None:
+    """Every mix of the connection settings is a value or a ConfigError without secrets."""
+    given: dict[str, object] = {
+        "kafka_security_protocol": protocol,
+        "kafka_sasl_password": secret,
+        "kafka_ssl_key_password": secret,
+        "redis_url": url.format(secret),
+        "redis_password": secret,
+        "redis_cluster": cluster,
+    }
+    if files is not None:
+        given["kafka_ssl_keyfile"] = files
+        given["redis_ssl_cafile"] = files
+    message = ""
+    try:
+        load_settings(**given)
+    except ConfigError as exc:  # anything else fails the test
+        message = str(exc)
+    assert "S3CR3T" not in message
+    assert "T3RC3S" not in message

@@ -19,11 +19,11 @@ def worker() -> None:
     """Run a scoring worker (configured by SCORER_* variables)."""
     import faust
 
-    from stream_scorer.errors import ConfigError
+    from stream_scorer.errors import ConfigError, ServiceRefused, ServiceUnavailable
     from stream_scorer.worker import collector
     from stream_scorer.worker.api import exposure_problem
     from stream_scorer.worker.app import create_app
-    from stream_scorer.worker.topics import ensure_topics
+    from stream_scorer.worker.startup import check_services
 
     settings = settings_or_exit()
     problem = exposure_problem(settings)
@@ -43,7 +43,12 @@ def worker() -> None:
         loop.close()
         typer.echo(f"error: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
-    loop.run_until_complete(ensure_topics(settings))
+    try:
+        loop.run_until_complete(check_services(settings))
+    except (ServiceRefused, ServiceUnavailable) as exc:
+        loop.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     collector.tune()  # set up: from here on the heap is mostly contacts' states
     faust.Worker(app, loop=loop, loglevel=settings.log_level.lower()).execute_from_commandline()
 
@@ -98,7 +103,7 @@ def produce(
     async def run() -> None:
         nonlocal sent
         target = topic or settings.events_topic
-        async with EventProducer(settings.kafka_bootstrap_servers, target) as producer:
+        async with EventProducer.from_settings(settings, target) as producer:
             pending = []
             with file.open("rb") as handle:
                 lines = sum(1 for _ in handle)

@@ -14,9 +14,12 @@ a transient copy of a large state per call.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import ssl
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -24,8 +27,76 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
-__all__ = ["connect"]
+from stream_scorer.connections.tls import certificate_problem, load_client_certificate
+from stream_scorer.errors import ServiceRefused
+from stream_scorer.settings import Settings
+
+__all__ = ["WORKER_ACL_RULES", "RedisClient", "check_redis", "connect", "connect_settings"]
+
+log = logging.getLogger(__name__)
+
+#: A single Redis or a Redis Cluster: the store speaks to either.
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+#: The least a worker's Redis user needs (``ACL SETUSER <user> on ><password> ...``):
+#: the ``ss:`` keys, the commands of the store, its scripts, the webhook records
+#: and the start-up checks, and the cluster client's (its slot map, the command
+#: table it routes by, and ASKING while a slot moves). Every integration test of
+#: secured Redis, single and cluster, runs as a user with exactly these rules.
+WORKER_ACL_RULES: tuple[str, ...] = (
+    "resetkeys",
+    "~ss:*",
+    "resetchannels",
+    "-@all",
+    "+ping",
+    "+info",
+    "+select",
+    "+evalsha",
+    "+script|load",
+    "+time",
+    "+hget",
+    "+hset",
+    "+hmget",
+    "+hgetall",
+    "+get",
+    "+set",
+    "+exists",
+    "+del",
+    "+append",
+    "+strlen",
+    "+pexpire",
+    "+rpush",
+    "+lpush",
+    "+lrange",
+    "+lrem",
+    "+ltrim",
+    "+zadd",
+    "+zrem",
+    "+zscore",
+    "+zmscore",
+    "+zcount",
+    "+zrangebyscore",
+    "+zrevrange",
+    "+multi",
+    "+exec",
+    "+discard",
+    "+cluster|slots",
+    "+command",
+    "+asking",
+)
+
+#: The eviction policy a scorer's Redis must have once it has a maxmemory: any
+#: other evicts keys, and the scorer's keys all carry a TTL (volatile-* takes them too).
+SAFE_POLICY = "noeviction"
 
 _PACKER = HiredisRespSerializer()
 
@@ -69,3 +140,167 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
     if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
         pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
     return client
+
+
+def connect_settings(settings: Settings, **options: Any) -> RedisClient:
+    """The client the settings describe: single or cluster, TLS files, ACL user.
+
+    ``SCORER_REDIS_USERNAME`` / ``SCORER_REDIS_PASSWORD`` are used when the
+    URL carries none (the settings refuse both at once).
+    """
+    if settings.redis_username is not None:
+        options["username"] = settings.redis_username
+    if settings.redis_password is not None:
+        options["password"] = settings.redis_password.get_secret_value()
+    if settings.redis_url.startswith("rediss://"):
+        cafile, certfile, keyfile = (
+            settings.redis_ssl_cafile,
+            settings.redis_ssl_certfile,
+            settings.redis_ssl_keyfile,
+        )
+        options["ssl_cert_reqs"] = "required"
+        options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
+        if cafile is not None:
+            options["ssl_ca_certs"] = str(cafile)
+        if certfile is not None:
+            secret = settings.redis_ssl_key_password
+            password = "" if secret is None else secret.get_secret_value()
+            # Checked now, as the Kafka client's are: redis-py loads it per connection.
+            context = ssl.create_default_context()
+            load_client_certificate(context, certfile, keyfile, password, "REDIS")
+            options["ssl_certfile"] = str(certfile)
+            options["ssl_keyfile"] = None if keyfile is None else str(keyfile)
+            options["ssl_password"] = password
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **options)
+    return connect(settings.redis_url, **options)
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """What in a failed connection no retry will cure, in the words of the settings.
+
+    redis-py reports a refused login or certificate as a connection error
+    (retried), and the cluster client wraps it again in its own error or
+    only quotes it: the chain and the text are both looked at.
+    """
+    problem = certificate_problem(exc)
+    if isinstance(problem, ssl.SSLCertVerificationError):
+        return (
+            f"Redis's certificate is not trusted ({problem.verify_message}): "
+            "SCORER_REDIS_SSL_CAFILE must name the CA that signed it (or "
+            "SCORER_REDIS_SSL_CHECK_HOSTNAME=false if it names another host)"
+        )
+    if problem is not None:
+        return (
+            f"Redis refused the client certificate ({problem.reason or problem}): does it "
+            "need one (SCORER_REDIS_SSL_CERTFILE and SCORER_REDIS_SSL_KEYFILE), signed by "
+            "a CA it trusts?"
+        )
+    seen: BaseException | None = exc
+    texts = []
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, AuthenticationError | AuthorizationError):
+            return _LOGIN.format(seen)
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(texts)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            "Redis's certificate is not trusted: SCORER_REDIS_SSL_CAFILE must name the CA "
+            "that signed it"
+        )
+    lowered = text.lower()
+    if any(
+        word in lowered
+        for word in ("wrongpass", "invalid username-password", "noauth", "authentication required")
+    ):
+        return _LOGIN.format("the server said so")
+    return None
+
+
+_LOGIN = (
+    "Redis refused the login ({}): check SCORER_REDIS_USERNAME and SCORER_REDIS_PASSWORD "
+    "(or the URL's user and password)"
+)
+
+
+def _primaries(client: RedisClient) -> list[Any]:
+    """Where a check must ask: every primary of a cluster, else the one server."""
+    if isinstance(client, RedisCluster):
+        return list(client.get_primaries())
+    return [None]
+
+
+async def _policy(client: RedisClient, node: Any) -> tuple[int, str] | None:
+    """A server's ``maxmemory`` and policy, from INFO memory (CONFIG is often denied)."""
+    if isinstance(client, RedisCluster):
+        info: dict[str, Any] = await client.info("memory", target_nodes=node)
+    else:
+        info = await client.info("memory")
+    if "maxmemory" not in info or "maxmemory_policy" not in info:
+        return None
+    return int(info["maxmemory"]), str(info["maxmemory_policy"])
+
+
+async def check_redis(client: RedisClient, settings: Settings) -> None:
+    """At start: Redis lets us in, and will not evict the scorer's keys.
+
+    A wrong password or an ACL without the scorer's commands raises
+    :class:`ServiceRefused` naming the settings to fix. A server with a
+    ``maxmemory`` and any policy but ``noeviction`` loses contacts' scores
+    silently when full: refused too, unless ``SCORER_REDIS_ALLOW_EVICTION``
+    says to go on (then a warning at every start). Unreachable Redis raises
+    redis-py's connection error (the caller's retry waits for it).
+    """
+    try:
+        await client.ping()
+    except NoPermissionError as exc:
+        raise ServiceRefused(
+            f"Redis's ACL denies the scorer's user a command it needs ({exc}): give it the "
+            "rules in docs/deploying.md"
+        ) from None
+    except (RedisError, RedisClusterException) as exc:
+        problem = _refusal(exc)
+        if problem is not None:
+            raise ServiceRefused(problem) from None
+        if "cluster mode is not enabled" in str(exc).lower():
+            raise ServiceRefused(
+                "SCORER_REDIS_CLUSTER=true, but Redis is not a cluster: set it to false"
+            ) from None
+        raise
+    if not isinstance(client, RedisCluster):
+        try:
+            info: dict[str, Any] = await client.info("cluster")
+        except (NoPermissionError, ResponseError):
+            info = {}
+        if info.get("cluster_enabled") in (1, "1"):
+            raise ServiceRefused(
+                "Redis is a cluster node: set SCORER_REDIS_CLUSTER=true (a contact's keys "
+                "would otherwise be written through one node that owns only some slots)"
+            )
+    for node in _primaries(client):
+        where = "Redis" if node is None else f"Redis Cluster node {node.host}:{node.port}"
+        try:
+            found = await _policy(client, node)
+        except (NoPermissionError, ResponseError) as exc:
+            log.warning(
+                "cannot check Redis's eviction policy (%s): it must be noeviction "
+                "(see docs/deploying.md)",
+                type(exc).__name__,
+            )
+            continue
+        if found is None:
+            continue
+        maxmemory, policy = found
+        if maxmemory == 0 or policy == SAFE_POLICY:
+            continue
+        message = (
+            f"{where} has maxmemory {maxmemory} with maxmemory-policy {policy}: when full it "
+            "deletes contacts' keys and their scores are lost; set maxmemory-policy "
+            "noeviction (see docs/deploying.md)"
+        )
+        if not settings.redis_allow_eviction:
+            raise ServiceRefused(message + ", or SCORER_REDIS_ALLOW_EVICTION=true to accept it")
+        log.warning("%s; started anyway: SCORER_REDIS_ALLOW_EVICTION=true", message)

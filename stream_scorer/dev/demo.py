@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 
 from stream_scorer.alerts import format_alert
 from stream_scorer.client import tail_alerts
+from stream_scorer.connections.kafka import kafka_options
 from stream_scorer.dev import services as devservices
 from stream_scorer.errors import ConfigError
 from stream_scorer.events import CONTACT_UPDATED
@@ -48,9 +49,7 @@ async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: 
     would dead-letter the rest.
     """
     stream = scored_stream(model, live_events(contacts, seed=SEED))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
-    )
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=5)
     await producer.start()
     try:
         interval = 1.0 / rate

@@ -28,11 +28,12 @@ from typing import Any, cast
 
 import faust
 
+from stream_scorer.connections.kafka import ssl_context
+from stream_scorer.connections.redis import connect_settings
 from stream_scorer.events import Event, encode_event
 from stream_scorer.scoring import ScoringModel, load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker import api
-from stream_scorer.worker.connection import connect
 from stream_scorer.worker.consumer import EventsConsumer
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
@@ -64,6 +65,23 @@ def faust_instance_id(settings: Settings) -> str | None:
     return f"{settings.instance_id}.{settings.app_id}-faust.{address}"
 
 
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The Faust app's SASL or TLS credentials: the same as every other Kafka client's."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=None if password is None else password.get_secret_value(),
+        ssl_context=context,  # None: SASL_PLAINTEXT
+        mechanism=settings.kafka_sasl_mechanism,
+    )
+
+
 def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.App:
     """Build the worker app; no connection is opened until the worker starts."""
     model = model if model is not None else load_model(settings.model_path)
@@ -75,6 +93,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         # Faust keeps table state there; this app has none, so not the working directory.
         datadir=str(Path(tempfile.gettempdir()) / f"stream-scorer-{settings.app_id}"),
         broker=settings.kafka_url,
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         autodiscover=False,
         web_enabled=True,
@@ -102,7 +121,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
     events_topic = app.topic(settings.events_topic, partitions=settings.topic_partitions, **raw)
     alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
     dlq_topic = app.topic(settings.dlq_topic, partitions=settings.topic_partitions, **raw)
-    redis_client = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    redis_client = connect_settings(settings, socket_timeout=10, socket_connect_timeout=5)
     metrics = Metrics()
     store = RedisStore(
         redis_client,

@@ -44,6 +44,7 @@ from aiokafka.errors import (
 )
 from mode import Service
 
+from stream_scorer.connections.kafka import kafka_options
 from stream_scorer.settings import Settings
 from stream_scorer.worker.health import Health
 from stream_scorer.worker.metrics import Metrics
@@ -125,7 +126,7 @@ class EventsConsumer(Service):
 
     async def on_start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_options(self.settings),
             group_id=self.group,
             client_id=f"{self.group}-events",
             enable_auto_commit=False,

@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.exceptions import ProducerSendError
+from redis.exceptions import (
+    ClusterError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
@@ -52,6 +58,10 @@ def is_transient(exc: BaseException) -> bool:
         return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TryAgain):
         return True
+    if isinstance(exc, ClusterError | SlotNotCoveredError | TryAgainError):
+        return True  # the cluster down, a slot not covered or moving: the cluster heals
+    if isinstance(exc, RedisClusterException):  # its other errors are mistakes, but one
+        return "cannot be connected" in str(exc)  # no node of the cluster answers
     return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
 
 

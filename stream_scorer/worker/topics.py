@@ -14,7 +14,8 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from stream_scorer.errors import ServiceUnavailable
+from stream_scorer.connections.kafka import diagnose, kafka_options
+from stream_scorer.errors import ServiceRefused, ServiceUnavailable
 from stream_scorer.settings import Settings
 from stream_scorer.worker.retry import retry
 
@@ -28,11 +29,17 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
     deadline = loop.time() + wait_seconds
 
     async def create_and_wait_for_leaders() -> None:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000
-        )
+        admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10_000)
         try:
-            await admin.start()
+            try:
+                await admin.start()
+            except Exception:
+                # aiokafka says only that it could not bootstrap: one plain connection
+                # tells a refusal (a login, a certificate), which no wait will cure.
+                problem = await diagnose(settings)
+                if problem is not None and problem.refused:
+                    raise ServiceRefused(problem.message) from None
+                raise
             existing = set(await admin.list_topics())
             missing = [n for n in names if n not in existing]
             if missing:
@@ -64,8 +71,10 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
             log_level=logging.DEBUG,
         )
     except (KafkaConnectionError, KafkaError, OSError) as exc:
+        problem = await diagnose(settings)
+        why = problem.message if problem is not None else repr(exc)
         raise ServiceUnavailable(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc!r}"
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {why}"
         ) from exc
 
 

@@ -63,13 +63,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from mode import Service
 from redis.exceptions import RedisError
 
+from stream_scorer.connections.kafka import kafka_options
+from stream_scorer.connections.redis import RedisClient
 from stream_scorer.settings import Settings
 from stream_scorer.times import format_ms, now_ms
 from stream_scorer.worker.keys import delivered_key, hook_digest, hook_failed_key
@@ -175,7 +176,7 @@ class WebhookSink(Service):
     def __init__(
         self,
         settings: Settings,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         metrics: Metrics | None = None,
         **kwargs: Any,
     ) -> None:
@@ -219,7 +220,7 @@ class WebhookSink(Service):
 
         async def ends() -> dict[TopicPartition, int]:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                **kafka_options(settings),
                 client_id=f"{settings.app_id}-webhooks",
             )
             await admin.start()
@@ -232,7 +233,7 @@ class WebhookSink(Service):
                 raise TryAgain("the alerts topic is not there yet")
             tps = [TopicPartition(topic, p["partition"]) for p in found[0]["partitions"]]
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                **kafka_options(settings),
                 client_id=f"{settings.app_id}-webhooks",
                 enable_auto_commit=False,
             )
@@ -299,7 +300,7 @@ class _Hook(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _consumer(self, **kwargs: Any) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            bootstrap_servers=self.sink.settings.kafka_bootstrap_servers,
+            **kafka_options(self.sink.settings),
             group_id=self.group,
             client_id=self.group,
             enable_auto_commit=False,

@@ -8,8 +8,10 @@ plain aiokafka clients.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -18,13 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
+from stream_scorer.connections.kafka import kafka_options
+from stream_scorer.connections.redis import RedisClient
 from stream_scorer.dev import services as devservices
 from stream_scorer.events import Event
-from stream_scorer.scoring import ContactState
+from stream_scorer.scoring import ContactState, ScoringModel, alert_id, alert_payload, replay
 from stream_scorer.settings import Settings
 from stream_scorer.worker.keys import contact_keys
 from stream_scorer.worker.pipeline import Pipeline
@@ -108,6 +113,20 @@ def unique_settings(
     return settings, env
 
 
+def refused_start(worker: Worker) -> tuple[int, str, float]:
+    """Run a worker that should not start: its exit code, what it printed, and how fast."""
+    began = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream_scorer", "worker"],
+        env={**worker.env, "SCORER_WEB_PORT": str(worker.settings.web_port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, proc.stderr + proc.stdout, time.monotonic() - began
+
+
 def make_worker(made: list[Worker], services: Services, tmp: Path, **overrides: object) -> Worker:
     settings, env = unique_settings(services, tmp, **overrides)
     w = Worker(settings=settings, env=env, log=tmp / f"worker-{len(made)}.log")
@@ -121,9 +140,8 @@ def encoded(events: Sequence[Event]) -> list[tuple[bytes | None, bytes]]:
 
 
 async def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    """Publish to the events topic, connected as ``settings`` say (SASL, TLS)."""
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in messages:
@@ -134,10 +152,14 @@ async def produce(settings: Settings, messages: list[tuple[bytes | None, bytes]]
 
 
 async def read_topic(
-    bootstrap: str, topic: str
+    bootstrap: str, topic: str, settings: Settings | None = None
 ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
-    """Every record of a topic from the beginning to its current end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Every record of a topic from the beginning to its current end.
+
+    With ``settings``, connected as they say (``bootstrap`` is then theirs).
+    """
+    options = {"bootstrap_servers": bootstrap} if settings is None else kafka_options(settings)
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -147,9 +169,7 @@ async def read_topic(
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -176,19 +196,27 @@ def pipeline_on(store: RedisStore) -> Pipeline:
 
 async def wait_until_scored(
     store: RedisStore,
-    client: aioredis.Redis,
+    client: RedisClient,
     expected: dict[str, ContactState],
     wait_seconds: float = 90.0,
 ) -> dict[str, ContactState]:
-    """Until every contact has applied all its events and relayed all its alerts."""
+    """Until every contact has applied all its events and relayed all its alerts.
+
+    A Redis node away (a restart test) is waited for, as the worker does.
+    """
     deadline = time.monotonic() + wait_seconds
     while True:
         got: dict[str, ContactState] = {}
-        for cid in expected:
-            state = await store.read_state(cid)
-            if state is not None:
-                got[cid] = state
-        pending = sum([await client.llen(contact_keys(cid)[1]) for cid in expected])
+        try:
+            for cid in expected:
+                state = await store.read_state(cid)
+                if state is not None:
+                    got[cid] = state
+            pending = sum([await client.llen(contact_keys(cid)[1]) for cid in expected])
+        except (RedisConnectionError, RedisClusterException):
+            assert time.monotonic() < deadline, "Redis did not come back"
+            await asyncio.sleep(0.25)
+            continue
         done = [cid for cid, s in expected.items() if cid in got and got[cid].seen == s.seen]
         if len(done) == len(expected) and not pending:
             return got
@@ -197,3 +225,38 @@ async def wait_until_scored(
                 f"only {len(done)}/{len(expected)} contacts scored, {pending} alerts pending"
             )
         await asyncio.sleep(0.25)
+
+
+async def assert_scored_like_engine(
+    settings: Settings,
+    client: RedisClient,
+    model: ScoringModel,
+    events: Sequence[Event],
+    *,
+    exactly_once: bool = True,
+    wait_seconds: float = 120.0,
+) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+    """The worker's results equal the engine's replay of ``events``; returns the alerts.
+
+    Every contact's state (scores, tiers, awards, remembered ids) equals the
+    replay's, and the alerts topic holds exactly the engine's crossings, each
+    with the engine's payload and keyed by its contact: once each with
+    ``exactly_once``, else at least once (a crash may publish one again).
+    """
+    expected, crossings = replay([e for e in events if e.type in model.event_types], model)
+    store = RedisStore(client, model, ttl_seconds=3600, namespace=settings.events_topic)
+    got = await wait_until_scored(store, client, expected, wait_seconds)
+    for cid, state in expected.items():
+        assert got[cid].to_json() == state.to_json(), cid
+    records = await read_topic(settings.kafka_bootstrap_servers, settings.alerts_topic, settings)
+    want = {alert_id(c, model): alert_payload(c, model) for c in crossings}
+    published: dict[str, bytes] = {}
+    for key, value, _ in records:
+        payload = json.loads(value)
+        assert key == payload["contact_id"].encode()
+        assert value == want.get(payload["alert_id"]), "an alert the engine did not cross"
+        published[payload["alert_id"]] = value
+    assert sorted(published) == sorted(want), "alerts differ from the engine's crossings"
+    if exactly_once:
+        assert len(records) == len(published), "an alert was published twice"
+    return records

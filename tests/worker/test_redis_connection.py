@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from stream_scorer.worker.connection import connect
+from stream_scorer.connections.redis import connect
 
 #: What the store sends: keys and names (str), states and alerts (bytes), numbers.
 ARGUMENT = st.one_of(

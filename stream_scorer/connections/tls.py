@@ -1,0 +1,70 @@
+"""Telling a certificate problem (permanent) from a TLS connection cut short (transient)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from stream_scorer.errors import ConfigError
+
+__all__ = ["certificate_problem", "load_client_certificate"]
+
+#: TLS alerts that mean the peer refused our certificate (or our lack of one).
+_REFUSING_ALERTS = (
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_REQUIRED",
+    "ALERT_UNKNOWN_CA",
+    "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_CERTIFICATE_REVOKED",
+    "ALERT_CERTIFICATE_EXPIRED",
+    "ALERT_UNSUPPORTED_CERTIFICATE",
+    "ALERT_ACCESS_DENIED",
+)
+
+
+def certificate_problem(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error in ``exc``'s chain that no retry will cure, if any.
+
+    A certificate we do not trust (:class:`ssl.SSLCertVerificationError`), or
+    an alert saying the server refused ours. A connection closed during or
+    after the handshake (``SSLEOFError``, ``SSLZeroReturnError``, a reset) is
+    not one: a server restarting or full does that too.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a cycle would be a bug elsewhere
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        if isinstance(seen, ssl.SSLError) and any(
+            alert in str(seen.reason or seen) for alert in _REFUSING_ALERTS
+        ):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def load_client_certificate(
+    context: ssl.SSLContext,
+    certfile: Path,
+    keyfile: Path | None,
+    password: str | None,
+    system: str,
+) -> None:
+    """Load a client certificate and key into ``context``, or a ConfigError at start.
+
+    Never OpenSSL's pass-phrase prompt: an encrypted key without its
+    password fails here (the prompt would block a worker on a terminal, and
+    fail later, as a connection error, without one). ``system`` is ``KAFKA``
+    or ``REDIS``, for the variable names in the message.
+    """
+    try:
+        context.load_cert_chain(
+            str(certfile), None if keyfile is None else str(keyfile), password or ""
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"SCORER_{system}_SSL_CERTFILE / SCORER_{system}_SSL_KEYFILE: the client certificate "
+            f"and key could not be loaded ({type(exc).__name__}; a key of another certificate, "
+            f"or an encrypted key without SCORER_{system}_SSL_KEY_PASSWORD?)"
+        ) from None
