@@ -30,9 +30,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
+from stream_scorer.connections.redis import RedisClient
 from stream_scorer.scoring import ContactState, ScoringModel
 from stream_scorer.scoring.codec import (
     APPEND,
@@ -51,6 +54,7 @@ from stream_scorer.worker.keys import (
     outbox_index_key,
     progress_key,
 )
+from stream_scorer.worker.retry import TryAgain
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +173,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         model: ScoringModel,
         ttl_seconds: int,
         dedupe_seconds: int = 30 * 86_400,
@@ -180,6 +184,8 @@ class RedisStore:
         state_format: int = FORMAT,
     ) -> None:
         self._redis = client
+        # A cluster takes a script call's keys from one slot only: one call per contact's slot.
+        self._cluster = isinstance(client, RedisCluster)
         self._format = state_format  # what writes use; reads take every format
         self.model = model  # states are read back into the model's rules and scores
         self.namespace = namespace
@@ -249,8 +255,62 @@ class RedisStore:
     async def _fetch(self, contacts: Sequence[str]) -> list[Any]:
         """Per contact, its version, stored state and log as Redis holds them (None: none)."""
         keys = [k for cid in contacts for k in _state_and_log(cid)]
+        if self._cluster:
+            return await self._per_slot(self._read_script, keys, [], 2, [0] * len(contacts))
         rows: list[Any] = await self._read_script(keys=keys)
         return rows
+
+    async def _per_slot(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: Sequence[str | bytes | int],
+        keys_each: int,
+        arg_starts: Sequence[int],
+    ) -> list[Any]:
+        """``script`` over contacts on a Redis Cluster: one call per slot, one pipeline.
+
+        Contact ``i`` owns ``keys[keys_each * i:][:keys_each]`` and the
+        arguments from ``arg_starts[i]`` to the next contact's; the script
+        answers one value per contact. The cluster pipeline sends each
+        node its calls in one round trip. A node that lost its scripts (a
+        restart, a failover) answers NOSCRIPT, which ran nothing: the
+        script is loaded and those calls are sent again.
+        """
+        count = len(arg_starts)
+        ends = [*arg_starts[1:], len(args)]
+        by_slot: dict[int, list[int]] = {}
+        for i in range(count):
+            by_slot.setdefault(key_slot(keys[keys_each * i].encode()), []).append(i)
+        out: list[Any] = [None] * count
+        todo = list(by_slot.values())
+        for _ in range(3):
+            async with self._redis.pipeline() as pipe:
+                for group in todo:
+                    call_keys = [
+                        k for i in group for k in keys[keys_each * i : keys_each * (i + 1)]
+                    ]
+                    call_args = [a for i in group for a in args[arg_starts[i] : ends[i]]]
+                    pipe.execute_command(
+                        "EVALSHA", script.sha, len(call_keys), *call_keys, *call_args
+                    )
+                results = await pipe.execute(raise_on_error=False)
+            again = []
+            for group, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    again.append(group)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    for i, value in zip(group, result, strict=True):
+                        out[i] = value
+            if not again:
+                return out
+            await self._redis.script_load(script.script)  # on every primary
+            todo = again
+        # A node that keeps answering NOSCRIPT (a failover the slot map has not
+        # caught up with): nothing ran; the caller's retry sends the batch again.
+        raise TryAgain("a cluster node keeps losing the scorer's scripts")
 
     def _remember(self, contact_id: str, version: str, state: ContactState) -> None:
         cache = self._cache
@@ -308,7 +368,9 @@ class RedisStore:
         conflict, -1 when the log to append to is not the one this worker wrote."""
         keys: list[str] = []
         args: list[str | bytes | int] = []
+        starts: list[int] = []
         for change in changes:
+            starts.append(len(args))
             body, ttl, logged = b"", 0, b""  # nothing changed: only the version is compared
             if change.changed:
                 body, op, log, size = encode_write(change.state, self._format, self._log_above)
@@ -319,6 +381,8 @@ class RedisStore:
                 ttl = self._ttl_for(change.state)
             keys.extend(contact_keys(change.contact_id))
             args.extend([change.version, body, ttl, logged, len(change.alerts), *change.alerts])
+        if self._cluster:
+            return await self._per_slot(self._script, keys, args, 3, starts)
         results: list[Any] = await self._script(keys=keys, args=args)
         return results
 
