@@ -1,0 +1,146 @@
+"""Workers on a real Redis Cluster: three primaries with a replica each, append-only.
+
+Each contact's keys share a hash tag, so its compare-and-set is one script
+call on one slot; the store groups a batch's contacts by slot and sends each
+node its calls in one round trip. Indexes, progress and outboxes are keys of
+their own. These tests run the worker processes against the cluster and
+compare every contact with the engine's replay: a plain stream; three
+workers on twelve partitions with one killed (SIGKILL) and one added
+mid-stream; and a primary restarted mid-stream. The worker logs in as the
+documented minimal ACL user, and no test may leave a denial in ACL LOG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from stream_scorer.connections.redis import RedisClient, connect_settings
+from stream_scorer.dev.cluster import RedisClusterProcesses
+from stream_scorer.scoring import load_model, replay
+from stream_scorer.settings import Settings
+from stream_scorer.worker.store import RedisStore
+
+from ..support.scenario import make_stream
+from ..support.secured import REDIS_ADMIN, REDIS_USER, cluster_settings
+from ..support.services import Services
+from ..support.workers import (
+    Worker,
+    assert_scored_like_engine,
+    encoded,
+    make_worker,
+    produce,
+    wait_until_scored,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def cluster_client(redis_cluster: RedisClusterProcesses) -> AsyncIterator[RedisClient]:
+    """The cluster through the worker's own client, emptied on every primary."""
+    client = connect_settings(Settings(**cluster_settings(redis_cluster, REDIS_ADMIN)))  # type: ignore[arg-type]
+    await client.flushdb()
+    for node in client.get_primaries():  # type: ignore[union-attr]
+        await client.acl_log_reset(target_nodes=node)  # type: ignore[call-arg]
+    yield client
+    for node in client.get_primaries():  # type: ignore[union-attr]
+        entries = await client.acl_log(target_nodes=node)  # type: ignore[call-arg]
+        refused = [e for e in entries if e["username"] == REDIS_USER]
+        assert refused == [], "the documented ACL lacks what the worker used on the cluster"
+    await client.aclose()
+
+
+def on_cluster(redis_cluster: RedisClusterProcesses, **overrides: object) -> dict[str, object]:
+    """A worker's settings for the cluster, as the minimal ACL user."""
+    return {**cluster_settings(redis_cluster), **overrides}
+
+
+async def test_scores_and_alerts_on_a_redis_cluster(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    redis_cluster: RedisClusterProcesses,
+    cluster_client: RedisClient,
+) -> None:
+    model = load_model("config/scoring.yaml")
+    worker = make_worker(
+        worker_factory, services, tmp_path, **on_cluster(redis_cluster, batch_max_events=200)
+    )
+    events = make_stream(model, contacts=300, events=3000, seed=21)
+    worker.start()
+    await produce(worker.settings, encoded(events))
+    await assert_scored_like_engine(worker.settings, cluster_client, model, events)
+    # Contacts spread over every primary: the test exercised more than one node.
+    sizes = [
+        int(await cluster_client.dbsize(target_nodes=node))  # type: ignore[call-arg]
+        for node in cluster_client.get_primaries()  # type: ignore[union-attr]
+    ]
+    assert len(sizes) == 3
+    assert all(size > 0 for size in sizes), sizes
+
+
+async def test_three_workers_on_twelve_partitions_one_killed_one_added(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    redis_cluster: RedisClusterProcesses,
+    cluster_client: RedisClient,
+) -> None:
+    model = load_model("config/scoring.yaml")
+    worker = make_worker(
+        worker_factory,
+        services,
+        tmp_path,
+        **on_cluster(redis_cluster, topic_partitions=12, batch_max_events=100),
+    )
+    events = make_stream(model, contacts=400, events=6000, seed=22)
+    thirds = [events[:2000], events[2000:4000], events[4000:]]
+    procs = [worker.start() for _ in range(3)]
+
+    await produce(worker.settings, encoded(thirds[0]))
+    first, _ = replay([e for e in thirds[0] if e.type in model.event_types], model)
+    store = RedisStore(cluster_client, model, 3600, namespace=worker.settings.events_topic)
+    await wait_until_scored(store, cluster_client, first)  # all three at work
+    await produce(worker.settings, encoded(thirds[1][:1000]))
+    os.kill(procs[1].pid, signal.SIGKILL)  # mid-stream: its partitions move to the others
+    await produce(worker.settings, encoded(thirds[1][1000:]))
+    worker.start()  # a fourth joins: partitions move again
+    await produce(worker.settings, encoded(thirds[2]))
+
+    await assert_scored_like_engine(
+        worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=180
+    )
+
+
+async def test_a_primary_restarted_mid_stream_loses_nothing(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    redis_cluster: RedisClusterProcesses,
+    cluster_client: RedisClient,
+) -> None:
+    model = load_model("config/scoring.yaml")
+    worker = make_worker(
+        worker_factory, services, tmp_path, **on_cluster(redis_cluster, batch_max_events=50)
+    )
+    events = make_stream(model, contacts=300, events=4000, seed=23)
+    worker.start()
+    await produce(worker.settings, encoded(events[:2000]))
+    primary = redis_cluster.index(redis_cluster.primaries()[0])
+    # A crash, and back before the cluster's node timeout (no failover): what it
+    # fsync'd to its append-only file is all it has, and all it needs.
+    redis_cluster.kill(primary)
+    await produce(worker.settings, encoded(events[2000:3000]))
+    await asyncio.sleep(3)  # the worker meets the node away, well within the node timeout
+    redis_cluster.start(primary)
+    await produce(worker.settings, encoded(events[3000:]))
+    await assert_scored_like_engine(
+        worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=180
+    )
+    assert "transient failure, retrying" in worker.tail(1_000_000), "the node was never missed"
