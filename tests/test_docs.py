@@ -61,3 +61,18 @@ def test_the_documented_signature_check_accepts_the_sinks_signature() -> None:
     assert not verify("k", str(now), alert_id, body + b" ", header, now=now)  # type: ignore[operator]
     assert not verify("k", str(now), "b2" * 20, body, header, now=now)  # type: ignore[operator]
     assert not verify("k", str(now), alert_id, body, header, now=now + 301)  # type: ignore[operator]
+
+
+def test_deploying_shows_the_workers_acl_rules_and_only_real_settings() -> None:
+    import re
+
+    from stream_scorer.connections.redis import WORKER_ACL_RULES
+
+    text = (ROOT / "docs" / "deploying.md").read_text()
+    rules = " ".join(WORKER_ACL_RULES)
+    assert f"ACL SETUSER scorer on >CHANGE-ME {rules}\n" in text
+    assert f"user scorer on >CHANGE-ME {rules}\n" in text
+    named = set(re.findall(r"SCORER_[A-Z_]+[A-Z]", text))
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    assert named - known == set(), "docs/deploying.md names settings that do not exist"
+    assert {"SCORER_KAFKA_SASL_PASSWORD", "SCORER_REDIS_CLUSTER"} <= named
