@@ -15,12 +15,22 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from stream_scorer.connections.redis import connect
+from stream_scorer.connections.redis import connect, connect_settings
 from stream_scorer.dev import services as devservices
 from stream_scorer.dev.cluster import RedisClusterProcesses
 from stream_scorer.scoring import native
+from stream_scorer.settings import Settings
 
-from .support.secured import Secured, start_cluster, start_secured
+from .support.secured import (
+    REDIS_ADMIN,
+    RedisTarget,
+    Secured,
+    acl_denials,
+    cluster_settings,
+    reset_acl_log,
+    start_cluster,
+    start_secured,
+)
 from .support.services import (
     REDIS_IMAGE,
     Services,
@@ -137,6 +147,25 @@ def redis_cluster() -> Iterator[RedisClusterProcesses]:
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["redis", "cluster"])
+async def redis_target(
+    request: pytest.FixtureRequest, services: Services
+) -> AsyncIterator[RedisTarget]:
+    """Runs a test on one Redis, then again on the Redis Cluster (as the minimal ACL user)."""
+    if request.param == "redis":
+        target = RedisTarget("redis", {}, connect(services.redis_url))
+    else:
+        cluster: RedisClusterProcesses = request.getfixturevalue("redis_cluster")
+        admin = Settings(**cluster_settings(cluster, REDIS_ADMIN))  # type: ignore[arg-type]
+        target = RedisTarget("cluster", cluster_settings(cluster), connect_settings(admin))
+    await target.client.flushdb()
+    await reset_acl_log(target.client)
+    yield target
+    denied = await acl_denials(target.client) if target.name == "cluster" else []
+    await target.client.aclose()
+    assert denied == [], "the documented ACL lacks what the worker used on the cluster"
 
 
 @pytest.fixture

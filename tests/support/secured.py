@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from stream_scorer.connections.redis import WORKER_ACL_RULES
+from redis.asyncio.cluster import RedisCluster
+
+from stream_scorer.connections.redis import WORKER_ACL_RULES, RedisClient
 from stream_scorer.dev import services as devservices
 from stream_scorer.dev.cluster import RedisClusterProcesses, start_redis_cluster
 from stream_scorer.dev.tls import Certificates, make_certificates
@@ -34,6 +37,17 @@ def acl_file(folder: Path) -> Path:
         f"user {REDIS_USER} on >{REDIS_PASSWORD} {' '.join(WORKER_ACL_RULES)}\n"
     )
     return path
+
+
+@dataclass
+class RedisTarget:
+    """The Redis a parametrized test runs on: the session's one, or the Redis Cluster."""
+
+    name: str
+    #: The worker's settings for it (none for the session's Redis).
+    settings: dict[str, object]
+    #: A client of it with every right (emptied before the test).
+    client: RedisClient
 
 
 @dataclass
@@ -113,3 +127,27 @@ def cluster_settings(cluster: RedisClusterProcesses, user: str = REDIS_USER) -> 
         "redis_username": user,
         "redis_password": password,
     }
+
+
+def _servers(client: RedisClient) -> list[object]:
+    """Every primary of a cluster (as target nodes), or the one server (None)."""
+    if isinstance(client, RedisCluster):
+        return list(client.get_primaries())
+    return [None]
+
+
+async def reset_acl_log(client: RedisClient) -> None:
+    """Empty ``ACL LOG`` on the server, or on every primary of a cluster."""
+    for node in _servers(client):
+        kwargs = {} if node is None else {"target_nodes": node}
+        await client.acl_log_reset(**kwargs)
+
+
+async def acl_denials(client: RedisClient) -> list[str]:
+    """What the ACL refused the worker's user since the last reset, as ``reason:object``."""
+    found = []
+    for node in _servers(client):
+        kwargs = {} if node is None else {"target_nodes": node}
+        entries: list[dict[str, Any]] = await client.acl_log(**kwargs)  # type: ignore[arg-type]
+        found += [f"{e['reason']}:{e['object']}" for e in entries if e["username"] == REDIS_USER]
+    return found

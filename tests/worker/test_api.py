@@ -22,6 +22,7 @@ from stream_scorer.events import Event
 from stream_scorer.scoring import alert_payload, explain, load_model, replay
 
 from ..support.scenario import make_stream
+from ..support.secured import RedisTarget
 from ..support.services import Services
 from ..support.workers import Worker, encoded, make_worker, produce, read_topic
 
@@ -320,10 +321,11 @@ def _samples(text: str) -> dict[str, float]:
 
 
 async def test_metrics_and_leaderboard_follow_what_the_worker_did(
-    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_target: RedisTarget
 ) -> None:
-    await redis_client.flushdb()
-    worker = make_worker(worker_factory, services, tmp_path)
+    # Again on the Redis Cluster: the leaderboard reads states across its nodes.
+    redis_client = redis_target.client  # emptied
+    worker = make_worker(worker_factory, services, tmp_path, **redis_target.settings)
     worker.start()
     events = make_stream(MODEL, contacts=40, events=400, seed=41)
     good = [e for e in events if e.type in MODEL.event_types]

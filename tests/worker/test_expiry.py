@@ -12,6 +12,7 @@ import pytest
 
 from stream_scorer.events import Event
 
+from ..support.secured import RedisTarget
 from ..support.services import Services
 from ..support.workers import Worker, encoded, make_worker, produce, read_topic
 
@@ -31,12 +32,18 @@ rules:
 
 
 async def test_expiring_points_cross_down_once_without_new_events(
-    services: Services, tmp_path: Path, worker_factory: list[Worker]
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_target: RedisTarget
 ) -> None:
+    # Again on the Redis Cluster: the sweeper reads the due index and writes through it.
     model_path = tmp_path / "model.yaml"
     model_path.write_text(MODEL)
     worker = make_worker(
-        worker_factory, services, tmp_path, model_path=str(model_path), sweep_interval_seconds=1
+        worker_factory,
+        services,
+        tmp_path,
+        model_path=str(model_path),
+        sweep_interval_seconds=1,
+        **redis_target.settings,
     )
     worker.start()
     now = datetime.now(UTC)

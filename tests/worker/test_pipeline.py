@@ -16,6 +16,7 @@ from stream_scorer.scoring import alert_id, alert_payload, load_model, replay
 from stream_scorer.worker.store import RedisStore
 
 from ..support.scenario import make_stream
+from ..support.secured import RedisTarget
 from ..support.services import Services
 from ..support.workers import Worker, encoded, make_worker, produce, read_topic, wait_until_scored
 
@@ -27,14 +28,16 @@ async def test_thousand_events_exact_scores_and_alerts(
     services: Services,
     tmp_path: Path,
     worker_factory: list[Worker],
-    redis_client: aioredis.Redis,
+    redis_target: RedisTarget,
     batch: int,
 ) -> None:
     # With small batches, a contact's alerts are still being relayed when its next
-    # batch writes: each must still be published once.
-    await redis_client.flushdb()  # other tests use the same contact ids
+    # batch writes: each must still be published once. Again on the Redis Cluster.
+    redis_client = redis_target.client  # emptied: other tests use the same contact ids
     model = load_model("config/scoring.yaml")
-    worker = make_worker(worker_factory, services, tmp_path, batch_max_events=batch)
+    worker = make_worker(
+        worker_factory, services, tmp_path, batch_max_events=batch, **redis_target.settings
+    )
     events = make_stream(model, contacts=100, events=1000, seed=1)
     assert len({e.contact_id for e in events}) == 100
     unknown = {e.event_id for e in events if e.type not in model.event_types}

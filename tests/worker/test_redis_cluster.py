@@ -27,7 +27,7 @@ from stream_scorer.settings import Settings
 from stream_scorer.worker.store import RedisStore
 
 from ..support.scenario import make_stream
-from ..support.secured import REDIS_ADMIN, REDIS_USER, cluster_settings
+from ..support.secured import REDIS_ADMIN, acl_denials, cluster_settings, reset_acl_log
 from ..support.services import Services
 from ..support.workers import (
     Worker,
@@ -46,14 +46,11 @@ async def cluster_client(redis_cluster: RedisClusterProcesses) -> AsyncIterator[
     """The cluster through the worker's own client, emptied on every primary."""
     client = connect_settings(Settings(**cluster_settings(redis_cluster, REDIS_ADMIN)))  # type: ignore[arg-type]
     await client.flushdb()
-    for node in client.get_primaries():  # type: ignore[union-attr]
-        await client.acl_log_reset(target_nodes=node)  # type: ignore[call-arg]
+    await reset_acl_log(client)
     yield client
-    for node in client.get_primaries():  # type: ignore[union-attr]
-        entries = await client.acl_log(target_nodes=node)  # type: ignore[call-arg]
-        refused = [e for e in entries if e["username"] == REDIS_USER]
-        assert refused == [], "the documented ACL lacks what the worker used on the cluster"
+    denied = await acl_denials(client)
     await client.aclose()
+    assert denied == [], "the documented ACL lacks what the worker used on the cluster"
 
 
 def on_cluster(redis_cluster: RedisClusterProcesses, **overrides: object) -> dict[str, object]:

@@ -24,7 +24,13 @@ from stream_scorer.connections.redis import RedisClient, connect_settings
 from stream_scorer.scoring import load_model
 
 from ..support.scenario import make_stream
-from ..support.secured import KAFKA_PASSWORD, REDIS_PASSWORD, REDIS_USER, Secured
+from ..support.secured import (
+    KAFKA_PASSWORD,
+    REDIS_PASSWORD,
+    Secured,
+    acl_denials,
+    reset_acl_log,
+)
 from ..support.services import Services
 from ..support.workers import (
     Worker,
@@ -47,19 +53,9 @@ async def admin(secured: Secured) -> AsyncIterator[RedisClient]:
     """The secured Redis as its admin, emptied, its ACL log reset."""
     client = connect_settings(secured.admin_settings())
     await client.flushdb()
-    await client.acl_log_reset()
+    await reset_acl_log(client)
     yield client
     await client.aclose()
-
-
-async def denied(client: RedisClient) -> list[str]:
-    """What Redis's ACL refused the worker's user (``ACL LOG``), as ``reason:object``."""
-    entries = await client.acl_log()
-    return [
-        f"{e['reason']}:{e['object']}"
-        for e in entries  # type: ignore[union-attr]
-        if e["username"] == REDIS_USER
-    ]
 
 
 async def test_scores_alerts_and_webhooks_over_sasl_ssl_and_tls_redis_with_the_minimal_acl(
@@ -88,7 +84,7 @@ async def test_scores_alerts_and_webhooks_over_sasl_ssl_and_tls_redis_with_the_m
         ids = [json.loads(value)["alert_id"] for _, value, _ in records]
         await until(lambda: sorted(receiver.attempts) == sorted(ids), "every alert POSTed")
     assert receiver.bad_signatures == 0
-    assert await denied(admin) == [], "the documented ACL lacks what the worker used"
+    assert await acl_denials(admin) == [], "the documented ACL lacks what the worker used"
     log = worker.tail(200_000)
     assert KAFKA_PASSWORD not in log
     assert REDIS_PASSWORD not in log
