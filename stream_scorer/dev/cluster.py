@@ -76,6 +76,49 @@ class RedisClusterProcesses:
                         found.append(node.port)
         return found
 
+    def reshard(self, source: int, target: int, slots: int, timeout: float = 120.0) -> None:
+        """Move ``slots`` slots, keys and all, from the primary on port ``source`` to ``target``.
+
+        ``redis-cli --cluster reshard``, as an operator grows a cluster: while a
+        slot moves, its keys are on either node (ASK redirections, TRYAGAIN for
+        a call whose keys are split). Returns once every slot has moved.
+        """
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise DevServiceError("redis-cli not found: install it (apt-get install redis-tools)")
+        by_port = {node.port: node for node in self.nodes}
+        ids = [self._ask(by_port[port], "CLUSTER MYID")[0] for port in (source, target)]
+        login = (
+            ["--user", self.auth[0], "--pass", self.auth[1], "--no-auth-warning"]
+            if self.auth
+            else []
+        )
+        moved = subprocess.run(
+            [
+                cli,
+                *login,
+                "--cluster",
+                "reshard",
+                f"127.0.0.1:{source}",
+                "--cluster-from",
+                ids[0],
+                "--cluster-to",
+                ids[1],
+                "--cluster-slots",
+                str(slots),
+                "--cluster-yes",
+                "--cluster-pipeline",
+                "20",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if moved.returncode != 0:
+            raise DevServiceError(f"resharding failed:\n{(moved.stdout + moved.stderr)[-3000:]}")
+        self.wait_ok(timeout)
+
     def index(self, port: int) -> int:
         """The index in :attr:`nodes` of the node listening on ``port``."""
         return next(i for i, node in enumerate(self.nodes) if node.port == port)

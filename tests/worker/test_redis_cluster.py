@@ -19,21 +19,33 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from stream_scorer.connections.redis import RedisClient, connect_settings
 from stream_scorer.dev.cluster import RedisClusterProcesses
+from stream_scorer.events import Event, encode_event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.settings import Settings
+from stream_scorer.worker.keys import contact_keys
+from stream_scorer.worker.pipeline import Message
 from stream_scorer.worker.store import RedisStore
 
 from ..support.scenario import make_stream
-from ..support.secured import REDIS_ADMIN, acl_denials, cluster_settings, reset_acl_log
+from ..support.secured import (
+    REDIS_ADMIN,
+    REDIS_ADMIN_PASSWORD,
+    acl_denials,
+    cluster_settings,
+    reset_acl_log,
+)
 from ..support.services import Services
 from ..support.workers import (
     Worker,
     assert_scored_like_engine,
     encoded,
     make_worker,
+    pipeline_on,
     produce,
     wait_until_scored,
 )
@@ -141,3 +153,136 @@ async def test_a_primary_restarted_mid_stream_loses_nothing(
         worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=180
     )
     assert "transient failure, retrying" in worker.tail(1_000_000), "the node was never missed"
+
+
+async def test_slots_moved_mid_stream_by_a_reshard_lose_nothing(
+    services: Services,
+    tmp_path: Path,
+    worker_factory: list[Worker],
+    redis_cluster: RedisClusterProcesses,
+    cluster_client: RedisClient,
+) -> None:
+    """An operator moves a thousand slots (keys and all) while the worker writes.
+
+    The per-slot calls follow MOVED and ASK; a contact whose keys are split
+    while its slot moves gets TRYAGAIN, which ran nothing and is retried.
+    """
+    model = load_model("config/scoring.yaml")
+    worker = make_worker(
+        worker_factory, services, tmp_path, **on_cluster(redis_cluster, batch_max_events=50)
+    )
+    events = make_stream(model, contacts=400, events=5000, seed=24)
+    worker.start()
+    await produce(worker.settings, encoded(events[:1500]))
+    source, target = redis_cluster.primaries()[:2]
+    moving = asyncio.create_task(asyncio.to_thread(redis_cluster.reshard, source, target, 1000))
+    await asyncio.sleep(0.5)
+    for start in range(1500, 5000, 500):  # events keep coming while the slots move
+        await produce(worker.settings, encoded(events[start : start + 500]))
+        if start == 1500:
+            assert not moving.done(), "the slots moved before the stream went on"
+        await asyncio.sleep(0.3)
+    await moving
+    await assert_scored_like_engine(
+        worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=180
+    )
+
+
+async def test_a_contact_whose_keys_are_split_by_a_slot_move_waits_for_it(
+    redis_cluster: RedisClusterProcesses, cluster_client: RedisClient
+) -> None:
+    """Half a contact's keys moved to another node: its writes wait, nothing half-applied.
+
+    The slot is set migrating by hand and one of the contact's keys moved, as
+    ``redis-cli --cluster reshard`` does key by key. Redis answers TRYAGAIN to a
+    call whose keys are split (it runs nothing): the worker retries, and once
+    the slot has moved it writes there. The worker's dead-letter callback
+    fails the test, so a retry given up would show.
+    """
+    admin: RedisCluster = cluster_client  # type: ignore[assignment]
+    model = load_model("config/scoring.yaml")
+    client = connect_settings(Settings(**cluster_settings(redis_cluster)))  # type: ignore[arg-type]
+    store = RedisStore(client, model, ttl_seconds=3600, namespace="moving")
+    pipeline = pipeline_on(store)
+    events = [
+        e
+        for e in make_stream(model, contacts=20, events=300, seed=26)
+        if e.type in model.event_types
+    ]
+
+    def messages(batch: list[Event], first: int) -> list[Message]:
+        return [
+            (e.contact_id.encode(), encode_event(e), "moving", 0, first + i, [])
+            for i, e in enumerate(batch)
+        ]
+
+    try:
+        await pipeline.run(messages(events[:150], 0))
+        later = {e.contact_id for e in events[150:]}
+        cid = next(e.contact_id for e in events[:150] if e.contact_id in later)
+        state_key = contact_keys(cid)[0]
+        slot = key_slot(state_key.encode())
+        owner = admin.get_node_from_key(state_key)
+        assert owner is not None
+        target = next(n for n in admin.get_primaries() if n.name != owner.name)
+        ids = {
+            n.name: await admin.execute_command("CLUSTER", "MYID", target_nodes=n)
+            for n in (owner, target)
+        }
+        await admin.execute_command(
+            "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[owner.name], target_nodes=target
+        )
+        await admin.execute_command(
+            "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.name], target_nodes=owner
+        )
+        login = ["AUTH2", REDIS_ADMIN, REDIS_ADMIN_PASSWORD]
+        await admin.execute_command(
+            "MIGRATE",
+            target.host,
+            target.port,
+            "",
+            0,
+            5000,
+            *login,
+            "KEYS",
+            state_key,
+            target_nodes=owner,
+        )
+        writing = asyncio.create_task(pipeline.run(messages(events[150:], 150)))
+        await asyncio.sleep(2)
+        assert not writing.done(), "a contact with its keys split was written"
+
+        rest = await admin.execute_command(
+            "CLUSTER", "GETKEYSINSLOT", slot, 1000, target_nodes=owner
+        )
+        if rest:
+            await admin.execute_command(
+                "MIGRATE",
+                target.host,
+                target.port,
+                "",
+                0,
+                5000,
+                *login,
+                "KEYS",
+                *rest,
+                target_nodes=owner,
+            )
+        for node in admin.get_primaries():
+            await admin.execute_command(
+                "CLUSTER", "SETSLOT", slot, "NODE", ids[target.name], target_nodes=node
+            )
+        await asyncio.wait_for(writing, 60)
+
+        expected, _ = replay(events, model)
+        for contact, state in expected.items():
+            got = await store.read_state(contact)
+            assert got is not None
+            assert got.to_json() == state.to_json(), contact
+        for node, keys in ((owner, 0), (target, len(contact_keys(cid)))):
+            held = await admin.execute_command(
+                "CLUSTER", "COUNTKEYSINSLOT", slot, target_nodes=node
+            )
+            assert (held > 0) == (keys > 0), "the contact's keys now live on the target"
+    finally:
+        await client.aclose()
