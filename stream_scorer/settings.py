@@ -428,6 +428,11 @@ class Settings(BaseSettings):
                 "the Redis user or password is given twice: in SCORER_REDIS_URL and in "
                 "SCORER_REDIS_USERNAME / SCORER_REDIS_PASSWORD"
             )
+        if self.redis_cluster and self.redis_ssl_key_password is not None:
+            problems.append(
+                "SCORER_REDIS_SSL_KEY_PASSWORD: the Redis Cluster client cannot use an "
+                "encrypted key; give it an unencrypted one"
+            )
         if self.redis_cluster:
             if self.redis_url.startswith("unix://"):
                 problems.append("SCORER_REDIS_CLUSTER needs a redis:// or rediss:// URL")

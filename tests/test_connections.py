@@ -14,7 +14,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from stream_scorer.connections.kafka import kafka_options, ssl_context
 from stream_scorer.dev.tls import Certificates, make_certificates
 from stream_scorer.errors import ConfigError
-from stream_scorer.settings import Settings
+from stream_scorer.settings import Settings, load_settings
 from stream_scorer.worker.app import faust_credentials
 
 
@@ -80,3 +80,35 @@ def test_a_client_key_that_does_not_load_is_a_config_error(
         "SSL", certs, kafka_ssl_certfile=certs.client_cert, kafka_ssl_keyfile=certs.client_key
     )
     assert ssl_context(good) is not None
+
+
+def test_a_cluster_client_with_a_client_certificate_is_made_without_a_connection(
+    certs: Certificates,
+) -> None:
+    """redis-py's cluster client takes no key password: it is not passed (nor accepted)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    from stream_scorer.connections.redis import connect_settings
+
+    settings = Settings(
+        redis_url="rediss://127.0.0.1:1",
+        redis_cluster=True,
+        redis_ssl_cafile=certs.ca,
+        redis_ssl_certfile=certs.client_cert,
+        redis_ssl_keyfile=certs.client_key,
+    )
+    assert isinstance(connect_settings(settings), RedisCluster)
+    with pytest.raises(ConfigError, match="cannot use an encrypted key"):
+        load_settings(**{**settings.model_dump(), "redis_ssl_key_password": "k"})
+
+
+def test_a_redis_ca_file_that_holds_no_certificate_is_a_config_error(
+    certs: Certificates, tmp_path: Path
+) -> None:
+    from stream_scorer.connections.redis import connect_settings
+
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    settings = Settings(redis_url="rediss://127.0.0.1:1", redis_ssl_cafile=junk)
+    with pytest.raises(ConfigError, match="SCORER_REDIS_SSL_CAFILE"):
+        connect_settings(settings)

@@ -112,7 +112,7 @@ def _explain(exc: BaseException, settings: Settings) -> Problem:
     """One failed connection, in the words of the settings that would fix it."""
     problem = certificate_problem(exc)
     if isinstance(problem, ssl.SSLCertVerificationError):
-        why = problem.verify_message or str(problem)
+        why = getattr(problem, "verify_message", None) or str(problem)
         if "hostname" in why.lower() or "ip address mismatch" in why.lower():
             return Problem(
                 f"Kafka's certificate does not name this broker's host ({why}); "
@@ -126,8 +126,9 @@ def _explain(exc: BaseException, settings: Settings) -> Problem:
             refused=True,
         )
     if problem is not None:  # the broker refused our certificate, or our lack of one
+        alert = getattr(problem, "reason", None) or problem
         return Problem(
-            f"Kafka refused the client certificate ({problem.reason or problem}): does the "
+            f"Kafka refused the client certificate ({alert}): does the "
             "listener need one (SCORER_KAFKA_SSL_CERTFILE and SCORER_KAFKA_SSL_KEYFILE), "
             "signed by a CA the broker trusts?",
             refused=True,
@@ -172,4 +173,6 @@ async def diagnose(settings: Settings) -> Problem | None:
             continue
         conn.close()
         return None
-    return problems[0] if problems else None
+    refused = [p for p in problems if p.refused]  # a refusal says more than a broker away
+    first = refused or problems
+    return first[0] if first else None

@@ -37,7 +37,7 @@ from redis.exceptions import (
 )
 
 from stream_scorer.connections.tls import certificate_problem, load_client_certificate
-from stream_scorer.errors import ServiceRefused
+from stream_scorer.errors import ConfigError, ServiceRefused
 from stream_scorer.settings import Settings
 
 __all__ = ["WORKER_ACL_RULES", "RedisClient", "check_redis", "connect", "connect_settings"]
@@ -160,17 +160,24 @@ def connect_settings(settings: Settings, **options: Any) -> RedisClient:
         )
         options["ssl_cert_reqs"] = "required"
         options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
+        # Checked now, as the Kafka client's are: redis-py loads them per connection,
+        # where a bad file would look like Redis being away.
+        try:
+            context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"SCORER_REDIS_SSL_CAFILE: no CA certificate could be read ({exc})"
+            ) from None
         if cafile is not None:
             options["ssl_ca_certs"] = str(cafile)
         if certfile is not None:
             secret = settings.redis_ssl_key_password
             password = "" if secret is None else secret.get_secret_value()
-            # Checked now, as the Kafka client's are: redis-py loads it per connection.
-            context = ssl.create_default_context()
             load_client_certificate(context, certfile, keyfile, password, "REDIS")
             options["ssl_certfile"] = str(certfile)
             options["ssl_keyfile"] = None if keyfile is None else str(keyfile)
-            options["ssl_password"] = password
+            if not settings.redis_cluster:  # redis-py's cluster client takes no key password
+                options["ssl_password"] = password
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **options)
     return connect(settings.redis_url, **options)
@@ -186,13 +193,14 @@ def _refusal(exc: BaseException) -> str | None:
     problem = certificate_problem(exc)
     if isinstance(problem, ssl.SSLCertVerificationError):
         return (
-            f"Redis's certificate is not trusted ({problem.verify_message}): "
+            f"Redis's certificate is not trusted ({getattr(problem, 'verify_message', None)}): "
             "SCORER_REDIS_SSL_CAFILE must name the CA that signed it (or "
             "SCORER_REDIS_SSL_CHECK_HOSTNAME=false if it names another host)"
         )
     if problem is not None:
+        alert = getattr(problem, "reason", None) or problem
         return (
-            f"Redis refused the client certificate ({problem.reason or problem}): does it "
+            f"Redis refused the client certificate ({alert}): does it "
             "need one (SCORER_REDIS_SSL_CERTFILE and SCORER_REDIS_SSL_KEYFILE), signed by "
             "a CA it trusts?"
         )
@@ -224,6 +232,16 @@ _LOGIN = (
     "Redis refused the login ({}): check SCORER_REDIS_USERNAME and SCORER_REDIS_PASSWORD "
     "(or the URL's user and password)"
 )
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``exc``'s chain of causes, if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None or isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _primaries(client: RedisClient) -> list[Any]:
@@ -265,6 +283,12 @@ async def check_redis(client: RedisClient, settings: Settings) -> None:
         problem = _refusal(exc)
         if problem is not None:
             raise ServiceRefused(problem) from None
+        denied = _in_chain(exc, NoPermissionError)
+        if denied is not None:  # the cluster client reports a refused CLUSTER SLOTS so
+            raise ServiceRefused(
+                f"Redis's ACL denies the scorer's user a command it needs ({denied}): give it "
+                "the rules in docs/deploying.md"
+            ) from None
         if "cluster mode is not enabled" in str(exc).lower():
             raise ServiceRefused(
                 "SCORER_REDIS_CLUSTER=true, but Redis is not a cluster: set it to false"

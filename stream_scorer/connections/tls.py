@@ -19,6 +19,7 @@ _REFUSING_ALERTS = (
     "ALERT_CERTIFICATE_EXPIRED",
     "ALERT_UNSUPPORTED_CERTIFICATE",
     "ALERT_ACCESS_DENIED",
+    "ALERT_HANDSHAKE_FAILURE",  # TLS 1.2's answer to no client certificate (or no common cipher)
 )
 
 
@@ -37,7 +38,7 @@ def certificate_problem(exc: BaseException) -> ssl.SSLError | None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen
         if isinstance(seen, ssl.SSLError) and any(
-            alert in str(seen.reason or seen) for alert in _REFUSING_ALERTS
+            alert in str(getattr(seen, "reason", None) or seen) for alert in _REFUSING_ALERTS
         ):
             return seen
         seen = seen.__cause__ or seen.__context__

@@ -221,8 +221,20 @@ async def wait_until_scored(
         if len(done) == len(expected) and not pending:
             return got
         if time.monotonic() > deadline:
+            wrong = [cid for cid in expected if cid not in done][:5]
+            detail = "; ".join(
+                f"{cid}: "
+                + (
+                    "no state"
+                    if cid not in got
+                    else f"{len(set(expected[cid].seen) - set(got[cid].seen))} ids missing, "
+                    f"{len(set(got[cid].seen) - set(expected[cid].seen))} extra"
+                )
+                for cid in wrong
+            )
             raise AssertionError(
-                f"only {len(done)}/{len(expected)} contacts scored, {pending} alerts pending"
+                f"only {len(done)}/{len(expected)} contacts scored, {pending} alerts pending "
+                f"({detail})"
             )
         await asyncio.sleep(0.25)
 
