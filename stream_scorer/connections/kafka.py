@@ -20,8 +20,11 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
-from stream_scorer.connections.tls import certificate_problem, load_client_certificate
-from stream_scorer.errors import ConfigError
+from stream_scorer.connections.tls import (
+    certificate_problem,
+    client_context,
+    load_client_certificate,
+)
 from stream_scorer.settings import Settings
 
 __all__ = ["Problem", "diagnose", "kafka_options", "ssl_context"]
@@ -38,13 +41,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """
     if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    cafile = settings.kafka_ssl_cafile
-    try:
-        context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"SCORER_KAFKA_SSL_CAFILE: no CA certificate could be read ({exc})"
-        ) from None
+    context = client_context(settings.kafka_ssl_cafile, "KAFKA")
     context.check_hostname = settings.kafka_ssl_check_hostname
     if settings.kafka_ssl_certfile is not None:
         password = settings.kafka_ssl_key_password

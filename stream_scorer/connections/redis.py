@@ -36,8 +36,13 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from stream_scorer.connections.tls import certificate_problem, load_client_certificate
-from stream_scorer.errors import ConfigError, ServiceRefused
+from stream_scorer.connections.tls import (
+    causes,
+    certificate_problem,
+    client_context,
+    load_client_certificate,
+)
+from stream_scorer.errors import ServiceRefused
 from stream_scorer.settings import Settings
 
 __all__ = ["WORKER_ACL_RULES", "RedisClient", "check_redis", "connect", "connect_settings"]
@@ -162,12 +167,7 @@ def connect_settings(settings: Settings, **options: Any) -> RedisClient:
         options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
         # Checked now, as the Kafka client's are: redis-py loads them per connection,
         # where a bad file would look like Redis being away.
-        try:
-            context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(
-                f"SCORER_REDIS_SSL_CAFILE: no CA certificate could be read ({exc})"
-            ) from None
+        context = client_context(cafile, "REDIS")
         if cafile is not None:
             options["ssl_ca_certs"] = str(cafile)
         if certfile is not None:
@@ -204,15 +204,11 @@ def _refusal(exc: BaseException) -> str | None:
             "need one (SCORER_REDIS_SSL_CERTFILE and SCORER_REDIS_SSL_KEYFILE), signed by "
             "a CA it trusts?"
         )
-    seen: BaseException | None = exc
     texts = []
-    for _ in range(10):
-        if seen is None:
-            break
+    for seen in causes(exc):
         if isinstance(seen, AuthenticationError | AuthorizationError):
             return _LOGIN.format(seen)
         texts.append(str(seen))
-        seen = seen.__cause__ or seen.__context__
     text = " ".join(texts)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return (
@@ -232,16 +228,6 @@ _LOGIN = (
     "Redis refused the login ({}): check SCORER_REDIS_USERNAME and SCORER_REDIS_PASSWORD "
     "(or the URL's user and password)"
 )
-
-
-def _in_chain(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first exception of ``kind`` in ``exc``'s chain of causes, if any."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None or isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _primaries(client: RedisClient) -> list[Any]:
@@ -283,7 +269,7 @@ async def check_redis(client: RedisClient, settings: Settings) -> None:
         problem = _refusal(exc)
         if problem is not None:
             raise ServiceRefused(problem) from None
-        denied = _in_chain(exc, NoPermissionError)
+        denied = next((e for e in causes(exc) if isinstance(e, NoPermissionError)), None)
         if denied is not None:  # the cluster client reports a refused CLUSTER SLOTS so
             raise ServiceRefused(
                 f"Redis's ACL denies the scorer's user a command it needs ({denied}): give it "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 from stream_scorer.errors import ConfigError
 
-__all__ = ["certificate_problem", "load_client_certificate"]
+__all__ = ["causes", "certificate_problem", "client_context", "load_client_certificate"]
 
 #: TLS alerts that mean the peer refused our certificate (or our lack of one).
 _REFUSING_ALERTS = (
@@ -23,6 +24,16 @@ _REFUSING_ALERTS = (
 )
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during: clients wrap the error that says why."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a cycle would be a bug elsewhere
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def certificate_problem(exc: BaseException) -> ssl.SSLError | None:
     """The TLS error in ``exc``'s chain that no retry will cure, if any.
 
@@ -31,18 +42,28 @@ def certificate_problem(exc: BaseException) -> ssl.SSLError | None:
     after the handshake (``SSLEOFError``, ``SSLZeroReturnError``, a reset) is
     not one: a server restarting or full does that too.
     """
-    seen: BaseException | None = exc
-    for _ in range(10):  # a chain is short; a cycle would be a bug elsewhere
-        if seen is None:
-            return None
+    for seen in causes(exc):
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen
         if isinstance(seen, ssl.SSLError) and any(
             alert in str(getattr(seen, "reason", None) or seen) for alert in _REFUSING_ALERTS
         ):
             return seen
-        seen = seen.__cause__ or seen.__context__
     return None
+
+
+def client_context(cafile: Path | None, system: str) -> ssl.SSLContext:
+    """A verifying TLS context trusting ``cafile`` (None: the system's), or a ConfigError.
+
+    Read at start: a CA file that holds no certificate would otherwise look
+    like the server being away. ``system`` names the variable (``KAFKA``, ``REDIS``).
+    """
+    try:
+        return ssl.create_default_context(cafile=None if cafile is None else str(cafile))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"SCORER_{system}_SSL_CAFILE: no CA certificate could be read ({exc})"
+        ) from None
 
 
 def load_client_certificate(

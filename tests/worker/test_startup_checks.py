@@ -95,22 +95,18 @@ async def test_the_cluster_setting_must_match_the_server(
 ) -> None:
     """A cluster node used as one Redis would fail batches with MOVED; the reverse, at once."""
     as_single = Settings(**{**cluster_settings(redis_cluster), "redis_cluster": False})  # type: ignore[arg-type]
-    client = connect_settings(as_single)
+    with pytest.raises(ServiceRefused, match="set SCORER_REDIS_CLUSTER=true"):
+        await check_as(as_single)
+    with pytest.raises(ServiceRefused, match="Redis is not a cluster"):
+        await check_as(Settings(redis_url=services.redis_url, redis_cluster=True))
+    await check_as(Settings(**cluster_settings(redis_cluster)))  # type: ignore[arg-type]
+    # (the minimal user passes every check)
+
+
+async def check_as(settings: Settings) -> None:
+    """The start-up check of Redis, through the client the settings make."""
+    client = connect_settings(settings)
     try:
-        with pytest.raises(ServiceRefused, match="set SCORER_REDIS_CLUSTER=true"):
-            await check_redis(client, as_single)
-    finally:
-        await client.aclose()
-    as_cluster = Settings(redis_url=services.redis_url, redis_cluster=True)
-    client = connect_settings(as_cluster)
-    try:
-        with pytest.raises(ServiceRefused, match="Redis is not a cluster"):
-            await check_redis(client, as_cluster)
-    finally:
-        await client.aclose()
-    on_cluster = Settings(**cluster_settings(redis_cluster))  # type: ignore[arg-type]
-    client = connect_settings(on_cluster)
-    try:
-        await check_redis(client, on_cluster)  # the minimal user passes every check
+        await check_redis(client, settings)
     finally:
         await client.aclose()
