@@ -66,12 +66,13 @@ def test_the_documented_signature_check_accepts_the_sinks_signature() -> None:
 def test_deploying_shows_the_workers_acl_rules_and_only_real_settings() -> None:
     import re
 
-    from stream_scorer.connections.redis import WORKER_ACL_RULES
+    from stream_scorer.connections.redis import DEFAULT_USER_ACL_RULES, WORKER_ACL_RULES
 
     text = (ROOT / "docs" / "deploying.md").read_text()
     rules = " ".join(WORKER_ACL_RULES)
     assert f"ACL SETUSER scorer on >CHANGE-ME {rules}\n" in text
-    assert f"user scorer on >CHANGE-ME {rules}\n" in text
+    default = f"user default {' '.join(DEFAULT_USER_ACL_RULES)}\n"
+    assert f"{default}user scorer on >CHANGE-ME {rules}\n" in text
     named = set(re.findall(r"SCORER_[A-Z_]+[A-Z]", text))
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert named - known == set(), "docs/deploying.md names settings that do not exist"

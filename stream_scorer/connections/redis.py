@@ -14,9 +14,12 @@ a transient copy of a large state per call.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -45,7 +48,14 @@ from stream_scorer.connections.tls import (
 from stream_scorer.errors import ServiceRefused
 from stream_scorer.settings import Settings
 
-__all__ = ["WORKER_ACL_RULES", "RedisClient", "check_redis", "connect", "connect_settings"]
+__all__ = [
+    "DEFAULT_USER_ACL_RULES",
+    "WORKER_ACL_RULES",
+    "RedisClient",
+    "check_redis",
+    "connect",
+    "connect_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +108,16 @@ WORKER_ACL_RULES: tuple[str, ...] = (
     "+command",
     "+asking",
 )
+
+#: What Redis's ``default`` user must keep when an ACL file turns it off
+#: (``user default off ~* &* +@all``). Redis replays its append-only file on
+#: start as the default user, and before redis/redis#14545 it checked that
+#: user's permissions again at each replayed ``EXEC``: the scorer's script
+#: writes are in the file as ``MULTI``/``EXEC``, so a default user without
+#: them makes a restarted Redis drop every contact written since its last
+#: rewrite, silently (Redis 7.0.15 does; the tests show it). ``off`` still
+#: lets no client log in as it.
+DEFAULT_USER_ACL_RULES: tuple[str, ...] = ("off", "~*", "&*", "+@all")
 
 #: The eviction policy a scorer's Redis must have once it has a maxmemory: any
 #: other evicts keys, and the scorer's keys all carry a TTL (volatile-* takes them too).
@@ -181,6 +201,43 @@ def connect_settings(settings: Settings, **options: Any) -> RedisClient:
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **options)
     return connect(settings.redis_url, **options)
+
+
+def _certificate_unset(settings: Settings) -> bool:
+    return settings.redis_url.startswith("rediss://") and settings.redis_ssl_certfile is None
+
+
+async def _alert_without_certificate(settings: Settings) -> ssl.SSLError | None:
+    """The alert a TLS Redis sends a client that has no certificate, if it requires one.
+
+    Over TLS 1.3 the server checks the client's certificate after the
+    handshake, then sends its alert and closes: a client that has already
+    sent a command (redis-py's login) may see only a reset, like a server
+    going away. Here nothing is sent, so the alert is what arrives; a Redis
+    that lets us in sends nothing and the read times out (None).
+    """
+    url = urlsplit(settings.redis_url)
+    context = client_context(settings.redis_ssl_cafile, "REDIS")
+    context.check_hostname = settings.redis_ssl_check_hostname
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(url.hostname, url.port or 6379, ssl=context), 5
+        )
+    except ssl.SSLError as exc:  # TLS 1.2 refuses within the handshake
+        return exc
+    except (OSError, TimeoutError):
+        return None
+    try:
+        await asyncio.wait_for(reader.read(1), 2)
+    except ssl.SSLError as exc:
+        return exc
+    except (OSError, TimeoutError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1)
+    return None
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -267,6 +324,8 @@ async def check_redis(client: RedisClient, settings: Settings) -> None:
         ) from None
     except (RedisError, RedisClusterException) as exc:
         problem = _refusal(exc)
+        if problem is None and _certificate_unset(settings):
+            problem = _refusal(await _alert_without_certificate(settings) or exc)
         if problem is not None:
             raise ServiceRefused(problem) from None
         denied = next((e for e in causes(exc) if isinstance(e, NoPermissionError)), None)

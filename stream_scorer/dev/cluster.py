@@ -25,6 +25,7 @@ from stream_scorer.dev.services import (
     free_port,
     start_redis,
 )
+from stream_scorer.dev.tls import Certificates
 
 SLOTS = 16384
 
@@ -36,11 +37,13 @@ class RedisClusterProcesses:
     nodes: list[RedisProcess]
     auth: tuple[str, str] | None = None
     """User and password for the checks here, when an ACL file turns the default user off."""
+    tls: Certificates | None = None
+    """The certificates when the nodes speak only TLS (clients, cluster bus, replication)."""
 
     @property
     def url(self) -> str:
         """A seed node for ``redis.asyncio.cluster.RedisCluster.from_url``."""
-        return f"redis://127.0.0.1:{self.nodes[0].port}"
+        return self.nodes[0].url.removesuffix("/0")
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -88,15 +91,10 @@ class RedisClusterProcesses:
             raise DevServiceError("redis-cli not found: install it (apt-get install redis-tools)")
         by_port = {node.port: node for node in self.nodes}
         ids = [self._ask(by_port[port], "CLUSTER MYID")[0] for port in (source, target)]
-        login = (
-            ["--user", self.auth[0], "--pass", self.auth[1], "--no-auth-warning"]
-            if self.auth
-            else []
-        )
         moved = subprocess.run(
             [
                 cli,
-                *login,
+                *_cli_login(self.auth, self.tls),
                 "--cluster",
                 "reshard",
                 f"127.0.0.1:{source}",
@@ -119,6 +117,11 @@ class RedisClusterProcesses:
             raise DevServiceError(f"resharding failed:\n{(moved.stdout + moved.stderr)[-3000:]}")
         self.wait_ok(timeout)
 
+    def keys(self, index: int) -> set[str]:
+        """The keys node ``index`` holds now: what a restart must give back."""
+        with self._client(self.nodes[index]) as client:
+            return set(client.scan_iter(count=1000))
+
     def index(self, port: int) -> int:
         """The index in :attr:`nodes` of the node listening on ``port``."""
         return next(i for i, node in enumerate(self.nodes) if node.port == port)
@@ -139,6 +142,30 @@ class RedisClusterProcesses:
             time.sleep(0.1)
         raise DevServiceError(f"cluster not healthy after {timeout:.0f}s: {problem}")
 
+    def _client(self, node: RedisProcess) -> redis.Redis:
+        """One connection to ``node`` as :attr:`auth`, over TLS when the nodes speak only that."""
+        user, password = self.auth or (None, None)
+        tls: dict[str, object] = {}
+        if self.tls is not None:
+            tls = {
+                "ssl": True,
+                "ssl_ca_certs": str(self.tls.ca),
+                "ssl_certfile": str(self.tls.client_cert),
+                "ssl_keyfile": str(self.tls.client_key),
+            }
+        return redis.Redis(
+            host="127.0.0.1",
+            port=node.port,
+            username=user,
+            password=password,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            decode_responses=True,
+            protocol=2,
+            single_connection_client=True,
+            **tls,  # type: ignore[arg-type]
+        )
+
     def _running(self) -> list[RedisProcess]:
         return [node for node in self.nodes if node.proc.poll() is None]
 
@@ -148,18 +175,7 @@ class RedisClusterProcesses:
         redis-py's own callbacks would turn ``INFO`` and ``CLUSTER INFO`` into
         dicts of their own shape: the ones asked for here keep the text.
         """
-        user, password = self.auth or (None, None)
-        with redis.Redis(
-            host="127.0.0.1",
-            port=node.port,
-            username=user,
-            password=password,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            decode_responses=True,
-            protocol=2,
-            single_connection_client=True,
-        ) as client:
+        with self._client(node) as client:
             for command in commands:
                 client.set_response_callback(command, str)
             return [str(client.execute_command(command)) for command in commands]
@@ -218,6 +234,22 @@ def _port(address: str) -> int:
     return int(address.split("@", 1)[0].rsplit(":", 1)[1])
 
 
+def _cli_login(auth: tuple[str, str] | None, tls: Certificates | None) -> list[str]:
+    """``redis-cli`` options to log in as ``auth``, over TLS with a client certificate."""
+    login = ["--user", auth[0], "--pass", auth[1], "--no-auth-warning"] if auth else []
+    if tls is not None:
+        login += [
+            "--tls",
+            "--cacert",
+            str(tls.ca),
+            "--cert",
+            str(tls.client_cert),
+            "--key",
+            str(tls.client_key),
+        ]
+    return login
+
+
 def start_redis_cluster(
     workdir: Path,
     masters: int = 3,
@@ -227,22 +259,37 @@ def start_redis_cluster(
     *,
     acl_file: Path | None = None,
     auth: tuple[str, str] | None = None,
+    tls: Certificates | None = None,
 ) -> RedisClusterProcesses:
     """Start ``masters * (1 + replicas)`` nodes in ``workdir/node-<i>`` and form a cluster.
 
     ``acl_file`` goes to every node; when it turns the default user off,
     ``auth`` (a user allowed ``+@all``) is what ``redis-cli``, the replicas
-    (``masteruser``/``masterauth``) and the health checks log in with.
+    (``masteruser``/``masterauth``) and the health checks log in with. With
+    ``tls`` every node speaks only TLS, on its client port, cluster bus and
+    replication, and requires a client certificate signed by ``tls.ca``
+    (the nodes present ``tls.client_cert`` to each other).
     """
     if masters < 3:
         raise ValueError("Redis Cluster needs at least 3 masters")
     cli = shutil.which("redis-cli")
     if cli is None:
         raise DevServiceError("redis-cli not found: install it (apt-get install redis-tools)")
-    login = ["--user", auth[0], "--pass", auth[1], "--no-auth-warning"] if auth else []
-    replica_login = ["--masteruser", auth[0], "--masterauth", auth[1]] if auth else []
+    login = _cli_login(auth, tls)
+    node_options = ["--masteruser", auth[0], "--masterauth", auth[1]] if auth else []
+    if tls is not None:
+        node_options += [
+            "--tls-cluster",
+            "yes",
+            "--tls-replication",
+            "yes",
+            "--tls-client-cert-file",
+            str(tls.client_cert),
+            "--tls-client-key-file",
+            str(tls.client_key),
+        ]
     nodes: list[RedisProcess] = []
-    cluster = RedisClusterProcesses(nodes=nodes, auth=auth)
+    cluster = RedisClusterProcesses(nodes=nodes, auth=auth, tls=tls)
     try:
         for i in range(masters * (1 + replicas)):
             extra = [
@@ -258,13 +305,15 @@ def start_redis_cluster(
                 # restarts (the AOF keeps no replication id), without 5 s of wait.
                 "--repl-diskless-sync-delay",
                 "0",
-                *replica_login,
+                *node_options,
             ]
             nodes.append(
                 start_redis(
                     workdir / f"node-{i}",
                     appendonly=appendonly,
                     acl_file=acl_file,
+                    tls=tls,
+                    tls_client_auth=tls is not None,
                     extra_args=extra,
                 )
             )

@@ -462,7 +462,9 @@ def start_redis(
     certificate is ``tls.server_cert``; client certificates signed by
     ``tls.ca`` are accepted, and required with ``tls_client_auth``.
     ``acl_file`` is Redis's ``aclfile`` (``user alice on >pw ~* +@all``
-    lines; ``user default off`` makes every client log in). ``extra_args``
+    lines; ``user default off ~* &* +@all`` makes every client log in, and
+    leaves Redis the permissions it replays its append-only file with:
+    :data:`~stream_scorer.connections.redis.DEFAULT_USER_ACL_RULES`). ``extra_args``
     are more ``--option value`` pairs, e.g. cluster mode.
     """
     server = ensure_redis_server()

@@ -1,7 +1,8 @@
 """Secured and clustered services for the production-connection tests.
 
-Kafka with a SASL_SSL (SCRAM) and a mutual-TLS listener, and a TLS Redis
-whose ACL file holds an admin and the worker's documented minimal user
+Kafka with a SASL_SSL (SCRAM) and a mutual-TLS listener, and TLS Redis (one
+that requires client certificates, one that does not) whose ACL file holds
+an admin and the worker's documented minimal user
 (:data:`~stream_scorer.connections.redis.WORKER_ACL_RULES`); a Redis Cluster
 of three primaries with a replica each, append-only. All real processes,
 started once per session and stopped by pid.
@@ -15,7 +16,11 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from stream_scorer.connections.redis import WORKER_ACL_RULES, RedisClient
+from stream_scorer.connections.redis import (
+    DEFAULT_USER_ACL_RULES,
+    WORKER_ACL_RULES,
+    RedisClient,
+)
 from stream_scorer.dev import services as devservices
 from stream_scorer.dev.cluster import RedisClusterProcesses, start_redis_cluster
 from stream_scorer.dev.tls import Certificates, make_certificates
@@ -29,10 +34,11 @@ REDIS_USER, REDIS_PASSWORD = "scorer", "redis-scorer-secret"
 
 
 def acl_file(folder: Path) -> Path:
-    """No default user; an admin; the worker's user with exactly the documented rules."""
+    """The default user off (as documented); an admin; the worker's user with exactly the
+    documented rules."""
     path = folder / "users.acl"
     path.write_text(
-        "user default off\n"
+        f"user default {' '.join(DEFAULT_USER_ACL_RULES)}\n"
         f"user {REDIS_ADMIN} on >{REDIS_ADMIN_PASSWORD} ~* &* +@all\n"
         f"user {REDIS_USER} on >{REDIS_PASSWORD} {' '.join(WORKER_ACL_RULES)}\n"
     )
@@ -57,6 +63,8 @@ class Secured:
     certs: Certificates
     kafka: devservices.SecureKafkaProcess
     redis: devservices.RedisProcess
+    redis_mtls: devservices.RedisProcess
+    """The same, but requiring a client certificate signed by the CA."""
 
     def worker_settings(self) -> dict[str, object]:
         """A worker's settings for SASL_SSL/SCRAM-SHA-512 Kafka and TLS Redis as the ACL user."""
@@ -91,11 +99,15 @@ def start_secured(root: Path) -> tuple[Secured, list[object]]:
         root / "redis-tls", appendonly=True, tls=certs, acl_file=acl_file(root)
     )
     stops.append(redis)
+    redis_mtls = devservices.start_redis(
+        root / "redis-mtls", tls=certs, tls_client_auth=True, acl_file=acl_file(root)
+    )
+    stops.append(redis_mtls)
     kafka = devservices.start_secure_kafka(
         root / "kafka-secure", certs, {KAFKA_USER: KAFKA_PASSWORD}, partitions=4
     )
     stops.append(kafka)
-    return Secured(certs, kafka, redis), stops
+    return Secured(certs, kafka, redis, redis_mtls), stops
 
 
 def start_cluster(root: Path) -> RedisClusterProcesses:
@@ -119,13 +131,24 @@ def start_cluster(root: Path) -> RedisClusterProcesses:
 
 
 def cluster_settings(cluster: RedisClusterProcesses, user: str = REDIS_USER) -> dict[str, object]:
-    """Settings for the cluster as the worker's minimal user (or the admin)."""
+    """Settings for the cluster as the worker's minimal user (or the admin), with a client
+    certificate when its nodes speak TLS."""
     password = REDIS_PASSWORD if user == REDIS_USER else REDIS_ADMIN_PASSWORD
+    tls = cluster.tls
     return {
         "redis_url": cluster.url,
         "redis_cluster": True,
         "redis_username": user,
         "redis_password": password,
+        **(
+            {}
+            if tls is None
+            else {
+                "redis_ssl_cafile": str(tls.ca),
+                "redis_ssl_certfile": str(tls.client_cert),
+                "redis_ssl_keyfile": str(tls.client_key),
+            }
+        ),
     }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from stream_scorer.connections.redis import RedisClient, connect_settings
-from stream_scorer.dev.cluster import RedisClusterProcesses
+from stream_scorer.dev.cluster import RedisClusterProcesses, start_redis_cluster
+from stream_scorer.dev.tls import make_certificates
 from stream_scorer.events import Event, encode_event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.settings import Settings
@@ -36,6 +38,7 @@ from ..support.secured import (
     REDIS_ADMIN,
     REDIS_ADMIN_PASSWORD,
     acl_denials,
+    acl_file,
     cluster_settings,
     reset_acl_log,
 )
@@ -127,20 +130,49 @@ async def test_three_workers_on_twelve_partitions_one_killed_one_added(
     )
 
 
-@pytest.mark.xfail(
-    reason="known bug, not fixed: a primary killed while a worker's first batches are in "
-    "flight and restarted from its AOF loses the first events of some of its contacts "
-    "(2 runs in 3 here; every other contact and event is right). See docs/deploying.md, "
-    "'What a node restart does'.",
-    strict=False,
-)
-async def test_a_primary_restarted_mid_stream_loses_nothing(
+async def test_scores_on_a_tls_only_cluster_that_requires_client_certificates(
+    services: Services, tmp_path: Path, worker_factory: list[Worker]
+) -> None:
+    """``rediss://`` to a cluster: the slot map names TLS ports, every node asks for a
+    client certificate, and the worker logs in as the minimal ACL user."""
+    model = load_model("config/scoring.yaml")
+    cluster = start_redis_cluster(
+        tmp_path / "cluster",
+        acl_file=acl_file(tmp_path),
+        auth=(REDIS_ADMIN, REDIS_ADMIN_PASSWORD),
+        tls=make_certificates(tmp_path / "certs"),
+    )
+    try:
+        assert cluster.url.startswith("rediss://")
+        admin = connect_settings(Settings(**cluster_settings(cluster, REDIS_ADMIN)))  # type: ignore[arg-type]
+        worker = make_worker(worker_factory, services, tmp_path, **cluster_settings(cluster))
+        events = make_stream(model, contacts=100, events=1500, seed=25)
+        worker.start()
+        await produce(worker.settings, encoded(events))
+        try:
+            await assert_scored_like_engine(worker.settings, admin, model, events)
+            assert await acl_denials(admin) == []
+            filled = [len(cluster.keys(i)) for i in range(len(cluster.nodes))]
+            assert all(filled), f"every primary holds contacts: {filled}"
+        finally:
+            await admin.aclose()
+    finally:
+        cluster.stop()
+
+
+async def test_a_primary_killed_and_restarted_mid_stream_loses_nothing(
     services: Services,
     tmp_path: Path,
     worker_factory: list[Worker],
     redis_cluster: RedisClusterProcesses,
     cluster_client: RedisClient,
 ) -> None:
+    """A primary crashes (SIGKILL) with the worker's writes on it, and is back before the
+    cluster's node timeout (no failover): its append-only file gives back every key.
+
+    Every node has the documented ACL file: the default user off, keeping its
+    permissions, which Redis needs to replay the worker's MULTI/EXEC writes.
+    """
     model = load_model("config/scoring.yaml")
     worker = make_worker(
         worker_factory, services, tmp_path, **on_cluster(redis_cluster, batch_max_events=50)
@@ -149,15 +181,20 @@ async def test_a_primary_restarted_mid_stream_loses_nothing(
     worker.start()
     await produce(worker.settings, encoded(events[:2000]))
     primary = redis_cluster.index(redis_cluster.primaries()[0])
-    # A crash, and back before the cluster's node timeout (no failover): what it
-    # fsync'd to its append-only file is all it has, and all it needs.
+    held: set[str] = set()
+    deadline = time.monotonic() + 60
+    while len(held) < 20:  # the worker has written contacts on it
+        assert time.monotonic() < deadline, "the worker wrote nothing to the primary"
+        await asyncio.sleep(0.01)
+        held = redis_cluster.keys(primary)
     redis_cluster.kill(primary)
     await produce(worker.settings, encoded(events[2000:3000]))
     await asyncio.sleep(3)  # the worker meets the node away, well within the node timeout
     redis_cluster.start(primary)
+    assert held <= redis_cluster.keys(primary), "the restarted primary lost keys"
     await produce(worker.settings, encoded(events[3000:]))
     await assert_scored_like_engine(
-        worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=60
+        worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=120
     )
     assert "transient failure, retrying" in worker.tail(1_000_000), "the node was never missed"
 

@@ -20,15 +20,23 @@ from pathlib import Path
 
 import pytest
 
-from stream_scorer.connections.redis import RedisClient, connect_settings
-from stream_scorer.scoring import load_model
+from stream_scorer.connections.redis import RedisClient, check_redis, connect_settings
+from stream_scorer.dev.services import start_redis
+from stream_scorer.errors import ServiceRefused
+from stream_scorer.scoring import load_model, replay
+from stream_scorer.settings import Settings
+from stream_scorer.worker.store import RedisStore
 
 from ..support.scenario import make_stream
 from ..support.secured import (
     KAFKA_PASSWORD,
+    REDIS_ADMIN,
+    REDIS_ADMIN_PASSWORD,
     REDIS_PASSWORD,
+    REDIS_USER,
     Secured,
     acl_denials,
+    acl_file,
     reset_acl_log,
 )
 from ..support.services import Services
@@ -37,6 +45,7 @@ from ..support.workers import (
     assert_scored_like_engine,
     encoded,
     make_worker,
+    pipeline_on,
     produce,
     refused_start,
 )
@@ -144,27 +153,37 @@ async def test_mutual_tls_to_kafka_and_redis(
     services: Services,
     tmp_path: Path,
     worker_factory: list[Worker],
-    admin: RedisClient,
 ) -> None:
+    """Both ask for a client certificate and refuse a client without one."""
     model = load_model("config/scoring.yaml")
     certs = secured.certs
+    mtls = {"redis_ssl_certfile": certs.client_cert, "redis_ssl_keyfile": certs.client_key}
+    admin = connect_settings(
+        secured.admin_settings().model_copy(update={"redis_url": secured.redis_mtls.url, **mtls})
+    )
+    await admin.flushdb()
+    await reset_acl_log(admin)
     settings = {
         **secured.worker_settings(),
+        **{k: str(v) for k, v in mtls.items()},
+        "redis_url": secured.redis_mtls.url,
         "kafka_bootstrap_servers": secured.kafka.mtls_servers,
         "kafka_security_protocol": "SSL",
         "kafka_sasl_username": None,
         "kafka_sasl_password": None,
         "kafka_ssl_certfile": str(certs.client_cert),
         "kafka_ssl_keyfile": str(certs.client_key),
-        "redis_ssl_certfile": str(certs.client_cert),
-        "redis_ssl_keyfile": str(certs.client_key),
     }
     settings = {k: v for k, v in settings.items() if v is not None}
     worker = make_worker(worker_factory, services, tmp_path, **settings)
     events = make_stream(model, contacts=30, events=300, seed=17)
     worker.start()
     await produce(worker.settings, encoded(events))
-    await assert_scored_like_engine(worker.settings, admin, model, events)
+    try:
+        await assert_scored_like_engine(worker.settings, admin, model, events)
+        assert await acl_denials(admin) == []
+    finally:
+        await admin.aclose()
 
 
 @pytest.mark.parametrize(
@@ -175,6 +194,7 @@ async def test_mutual_tls_to_kafka_and_redis(
         ("kafka client certificate", "Kafka refused the client certificate"),
         ("redis password", "Redis refused the login"),
         ("redis CA", "Redis's certificate is not trusted"),
+        ("redis client certificate", "Redis refused the client certificate"),
     ],
 )
 def test_a_refusal_stops_the_worker_within_seconds_naming_the_setting(
@@ -197,6 +217,7 @@ def test_a_refusal_stops_the_worker_within_seconds_naming_the_setting(
         },
         "redis password": {"redis_password": wrong},
         "redis CA": {"redis_ssl_cafile": str(secured.certs.other_ca)},
+        "redis client certificate": {"redis_url": secured.redis_mtls.url},
     }[case]  # type: ignore[assignment]
     # At DEBUG, aiokafka logs every request: the SASL exchange must not be among them.
     settings = {**secured.worker_settings(), "log_level": "DEBUG", **changes}  # type: ignore[dict-item]
@@ -217,3 +238,65 @@ def test_a_refusal_stops_the_worker_within_seconds_naming_the_setting(
         assert "aiokafka.conn Request" in output
     for shown in ("SaslAuthenticateRequest", "SaslAuthenticateResponse", "sasl_auth_bytes"):
         assert shown not in output  # no request or response of the login, at DEBUG
+
+
+async def test_a_missing_redis_client_certificate_is_named_every_time(secured: Secured) -> None:
+    """Over TLS 1.3 the refusal comes after the handshake; a client that already sent its
+    login often sees only a reset (a server going away, retried for ever). The start-up
+    check asks again, sending nothing, and reads the alert."""
+    settings = Settings(
+        **{**secured.worker_settings(), "redis_url": secured.redis_mtls.url}  # type: ignore[arg-type]
+    )
+    for _ in range(10):
+        client = connect_settings(settings, socket_timeout=10, socket_connect_timeout=5)
+        try:
+            with pytest.raises(ServiceRefused, match="Redis refused the client certificate"):
+                await check_redis(client, settings)
+        finally:
+            await client.aclose()
+
+
+async def test_a_redis_with_the_documented_acl_file_keeps_every_write_across_a_crash(
+    tmp_path: Path,
+) -> None:
+    """Redis replays its append-only file as its default user; the documented ACL lets it.
+
+    The worker's compare-and-set is a script, in the file as MULTI/EXEC. Redis
+    7.0 checks the default user's permissions again at each replayed EXEC, so
+    an ACL file with a bare ``user default off`` makes a restarted Redis drop
+    them all without an error to any client (redis/redis#14541). With the
+    default user off but keeping its permissions, every write the worker was
+    told succeeded is there after ``kill -9`` and a restart.
+    """
+    model = load_model("config/scoring.yaml")
+    events = [e for e in make_stream(model, 200, 2000, seed=31) if e.type in model.event_types]
+    redis = start_redis(tmp_path / "redis", appendonly=True, acl_file=acl_file(tmp_path))
+    try:
+        worker_user = connect_settings(
+            Settings(redis_url=redis.url, redis_username=REDIS_USER, redis_password=REDIS_PASSWORD)
+        )
+        # Ids kept for ten years, as the replay keeps them all.
+        store = RedisStore(worker_user, model, ttl_seconds=3600, dedupe_seconds=315_360_000)
+        await pipeline_on(store).apply(events)
+        await worker_user.aclose()
+        redis.kill()
+        redis.start()
+        admin = connect_settings(
+            Settings(
+                redis_url=redis.url,
+                redis_username=REDIS_ADMIN,
+                redis_password=REDIS_ADMIN_PASSWORD,
+            )
+        )
+        try:
+            store = RedisStore(admin, model, ttl_seconds=3600)
+            expected, _ = replay(events, model)
+            for cid, state in expected.items():
+                got = await store.read_state(cid)
+                assert got is not None, f"{cid}: written, then gone after the restart"
+                assert got.to_json() == state.to_json(), cid
+        finally:
+            await admin.aclose()
+    finally:
+        redis.stop()
+    assert "NOPERM" not in (tmp_path / "redis" / "redis.log").read_text()
