@@ -53,7 +53,11 @@ class EventProducer:
         return cls(servers, topic or settings.events_topic, **{**options, **producer_options})
 
     async def __aenter__(self) -> EventProducer:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # a failed start leaves its connections open
+            raise
         return self
 
     async def __aexit__(
@@ -92,8 +96,8 @@ async def tail_alerts(settings: Settings, from_beginning: bool = True) -> AsyncI
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         async for record in consumer:
             if record.value is not None:
                 yield Alert.model_validate_json(record.value)

@@ -6,12 +6,16 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stream_scorer.cli.app import alerts_cli, cli, model_or_exit, settings_or_exit
+
+if TYPE_CHECKING:
+    from stream_scorer.settings import Settings
 
 
 @cli.command()
@@ -51,6 +55,30 @@ def worker() -> None:
         raise typer.Exit(1) from None
     collector.tune()  # set up: from here on the heap is mostly contacts' states
     faust.Worker(app, loop=loop, loglevel=settings.log_level.lower()).execute_from_commandline()
+
+
+def run_on_kafka(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main``; a Kafka it cannot use ends it with one line that names the setting.
+
+    aiokafka reports a refused login or certificate as a failed bootstrap
+    (with a traceback); the worker's diagnosis says which setting is wrong.
+    """
+    from aiokafka.errors import KafkaError
+
+    from stream_scorer.connections.kafka import diagnose
+
+    async def guarded() -> str | None:
+        try:
+            await main
+        except KafkaError as exc:
+            problem = await diagnose(settings)
+            return problem.message if problem is not None else f"Kafka failed: {exc!r}"
+        return None
+
+    message = asyncio.run(guarded())
+    if message is not None:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
 
 
 @cli.command()
@@ -122,7 +150,7 @@ def produce(
                 bar.update(lines - done)
             sent = len(pending)
 
-    asyncio.run(run())
+    run_on_kafka(settings, run())
     rejected = sum(reasons.values())
     typer.echo(f"sent {sent}, rejected {rejected}")
     for reason, count in sorted(reasons.items()):
@@ -149,6 +177,6 @@ def alerts_tail(
             print(line, flush=True)
 
     try:
-        asyncio.run(run())
+        run_on_kafka(settings, run())
     except KeyboardInterrupt:
         sys.exit(0)

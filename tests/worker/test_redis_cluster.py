@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -118,16 +119,34 @@ async def test_three_workers_on_twelve_partitions_one_killed_one_added(
     await produce(worker.settings, encoded(thirds[0]))
     first, _ = replay([e for e in thirds[0] if e.type in model.event_types], model)
     store = RedisStore(cluster_client, model, 3600, namespace=worker.settings.events_topic)
-    await wait_until_scored(store, cluster_client, first)  # all three at work
+    await wait_until_scored(store, cluster_client, first)
+    held = owned(worker)
+    assert all(held.get(p.pid) for p in procs), f"not all three at work: {held}"
+    assert sorted(n for p in procs for n in held[p.pid]) == list(range(12)), held
     await produce(worker.settings, encoded(thirds[1][:1000]))
     os.kill(procs[1].pid, signal.SIGKILL)  # mid-stream: its partitions move to the others
     await produce(worker.settings, encoded(thirds[1][1000:]))
-    worker.start()  # a fourth joins: partitions move again
+    fourth = worker.start()  # a fourth joins: partitions move again
     await produce(worker.settings, encoded(thirds[2]))
 
     await assert_scored_like_engine(
         worker.settings, cluster_client, model, events, exactly_once=False, wait_seconds=180
     )
+    held = owned(worker)
+    live = [procs[0], procs[2], fourth]
+    assert all(held.get(p.pid) for p in live), f"the fourth never got partitions: {held}"
+    assert sorted(n for p in live for n in held[p.pid]) == list(range(12)), held
+
+
+def owned(worker: Worker) -> dict[int, list[int]]:
+    """The partitions each worker process (by pid) last said it owns, from the shared log."""
+    found: dict[int, list[int]] = {}
+    for pid, numbers in re.findall(
+        r"\[(\d+)\] \[INFO\] partitions started: started=\S* owned=(\S*)",
+        worker.tail(10_000_000),
+    ):
+        found[int(pid)] = [int(n) for n in numbers.split(",") if n]
+    return found
 
 
 async def test_scores_on_a_tls_only_cluster_that_requires_client_certificates(

@@ -147,6 +147,17 @@ async def test_produce_and_alerts_tail_connect_as_the_settings_say(
         await tail.wait()
     assert sorted(seen) == sorted(json.loads(v)["alert_id"] for _, v, _ in records)
 
+    # A wrong password: one line naming it, as the worker says it, and no traceback.
+    wrong = {**worker.env, "SCORER_KAFKA_SASL_PASSWORD": "not-the-password-4f1c"}
+    for command in (["produce", str(events_file)], ["alerts", "tail"]):
+        refused = run_cli(wrong, *command, timeout=60)
+        assert refused.returncode == 1, refused.stderr[-3000:]
+        assert "error: " in refused.stderr
+        assert "Kafka refused the SASL login as 'scorer'" in refused.stderr, refused.stderr[-3000:]
+        assert "Traceback" not in refused.stderr + refused.stdout
+        assert "Unclosed" not in refused.stderr, "a client left open"
+        assert "not-the-password-4f1c" not in refused.stderr + refused.stdout
+
 
 async def test_mutual_tls_to_kafka_and_redis(
     secured: Secured,

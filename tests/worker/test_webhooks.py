@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
+from stream_scorer.connections.redis import RedisClient, connect_settings
 from stream_scorer.dev import services as devservices
 from stream_scorer.scoring import alert_id as id_of
 from stream_scorer.scoring import load_model, replay
@@ -222,7 +223,7 @@ def sink_settings(
 
 @asynccontextmanager
 async def running(
-    settings: Settings, redis: aioredis.Redis, metrics: Metrics | None = None
+    settings: Settings, redis: RedisClient, metrics: Metrics | None = None
 ) -> AsyncIterator[WebhookSink]:
     """The sink, started as the worker starts it: ``start`` returns when it counts as ready."""
     sink = WebhookSink(settings, redis, metrics=metrics)
@@ -286,20 +287,24 @@ async def producing(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 async def test_a_refused_alert_is_recorded_once_and_the_next_ones_still_arrive(
     services: Services,
     tmp_path: Path,
-    redis_client: aioredis.Redis,
+    redis_target: RedisTarget,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Refusals go into the URL's capped list in one transaction (on a cluster too, as the
+    minimal ACL user)."""
     monkeypatch.setattr(webhooks, "FAILED_KEEP", 3)
     batch = alerts(12, contact="secret-contact")
     refused = {alert_id for alert_id, _ in batch[::3]}  # 4 of them, on every partition
     picky = Receiver(lambda alert_id: 404 if alert_id in refused else 204)
     steady = Receiver()
-    settings = sink_settings(services, tmp_path, picky, steady)
+    settings = sink_settings(services, tmp_path, picky, steady, **redis_target.settings)
+    redis_client = redis_target.client  # every right, to look
+    sink_client = connect_settings(settings)  # the worker's
     metrics = Metrics()
     caplog.set_level(logging.INFO)
     async with serving(picky, steady), producing(settings) as producer:
-        async with running(settings, redis_client, metrics):
+        async with running(settings, sink_client, metrics):
             want = await publish(producer, settings, batch)
             await until(
                 lambda: set(steady.delivered) == want and set(picky.delivered) == want - refused,
@@ -341,9 +346,10 @@ async def test_a_refused_alert_is_recorded_once_and_the_next_ones_still_arrive(
 
         # A new sink on the same groups: everything is delivered or refused already.
         before = (len(picky.delivered), sum(picky.attempts.values()), len(steady.delivered))
-        async with running(settings, redis_client):
+        async with running(settings, sink_client):
             await asyncio.sleep(2)
         assert (len(picky.delivered), sum(picky.attempts.values()), len(steady.delivered)) == before
+    await sink_client.aclose()
 
 
 async def test_a_url_failing_with_503_holds_up_only_itself(
