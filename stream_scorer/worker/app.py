@@ -132,6 +132,7 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
         namespace=settings.events_topic,
         cache_contacts=settings.state_cache_contacts,
         state_format=settings.state_format,
+        on_lost=metrics.states_lost.inc,
     )
 
     async def send_alert(key: bytes, value: bytes) -> Any:

@@ -73,6 +73,13 @@ class Metrics:
             ["partition"],
             registry=r,
         )
+        self.states_lost = Counter(
+            "scorer_contact_states_lost",
+            "Contacts this worker had written that Redis no longer held, before their expiry, "
+            "or held in an older version: writes Redis acknowledged and then lost (a failover, "
+            "a restart that did not reload them, eviction, a flush).",
+            registry=r,
+        )
         self.position_resets = Counter(
             "scorer_position_resets",
             "Recorded positions found beyond the end of their partition and reset.",

@@ -19,7 +19,11 @@
 -- Returns, per contact, the version now held when written (unchanged when
 -- nothing changed), 0 on a version conflict, -1 when the log to append to
 -- is not the length the worker wrote (deleted or evicted on its own: the
--- worker writes it again whole). Neither writes anything. The alerts of this call are
+-- worker writes it again whole). A conflict where Redis went back is told
+-- apart: -2 when the contact expected is gone (expired, or lost), -3 when
+-- Redis holds an older version than the one expected (writes it
+-- acknowledged are gone: a failover, a restart that did not replay them).
+-- None of these writes anything. The alerts of this call are
 -- the caller's to relay; older ones still in the outbox are another relay's
 -- (the batch before, in flight) or the recovery's (see store.py).
 --
@@ -49,7 +53,13 @@ for i = 1, #KEYS / 3 do
     logged = string.sub(change, colon + 1)
   end
   if refused == 1 then
-    out[i] = 0
+    if current == '0' then
+      out[i] = -2
+    elseif expected ~= '0' and tonumber(current) < tonumber(expected) then
+      out[i] = -3
+    else
+      out[i] = 0
+    end
   elseif refused == 2 then
     out[i] = -1
   else

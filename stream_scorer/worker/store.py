@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -57,6 +57,13 @@ from stream_scorer.worker.keys import (
 from stream_scorer.worker.retry import TryAgain
 
 log = logging.getLogger(__name__)
+
+#: store.lua's refusals that say Redis went back: the contact a write expected is gone
+#: (expired, or lost), or Redis holds an older version than the one expected (lost).
+GONE, GONE_BACK = -2, -3
+#: How far before its computed expiry a contact found gone still counts as lost: the
+#: TTL was set on Redis's clock a round trip after this machine's.
+_EXPIRY_SLACK_MS = 5_000
 
 #: Read many contacts' (version, state, log) in one call; KEYS: state and log, per contact.
 _READ_MANY = """
@@ -182,6 +189,7 @@ class RedisStore:
         log_above: int = LOG_ABOVE,
         cache_contacts: int = 10_000,
         state_format: int = FORMAT,
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         self._redis = client
         # A cluster takes a script call's keys from one slot only: one call per contact's slot.
@@ -205,9 +213,14 @@ class RedisStore:
         # scored without asking Redis; its write compares the version, so one
         # Redis no longer holds is never written (a conflict: read, scored again).
         # A read takes the entry out of the cache, so a failed write never leaves
-        # a changed state behind.
-        self._cache: dict[str, tuple[str, ContactState]] = {}
+        # a changed state behind. The third value is when Redis expires the keys
+        # (ms, this machine's clock; None: not known).
+        self._cache: dict[str, tuple[str, ContactState, int | None]] = {}
         self._cache_size = cache_contacts
+        # Expiries of the entries read took out of the cache, until their write: a
+        # contact written here that Redis no longer holds before then was lost.
+        self._taken: dict[str, int | None] = {}
+        self._on_lost = on_lost
 
     @property
     def dedupe_ms(self) -> int:
@@ -237,12 +250,19 @@ class RedisStore:
         :meth:`write` puts back what it wrote.
         """
         held = [self._cache.pop(cid, None) for cid in contacts]
-        missing = [cid for cid, entry in zip(contacts, held, strict=True) if entry is None]
+        taken = self._taken
+        missing = []
+        for cid, entry in zip(contacts, held, strict=True):
+            if entry is None:
+                missing.append(cid)
+                taken.pop(cid, None)
+            else:
+                taken[cid] = entry[2]
         fetched = iter(await self._fetch(missing) if missing else [])
         out: list[tuple[str, ContactState | StateFormatError]] = []
         for entry in held:
             if entry is not None:
-                out.append(entry)
+                out.append((entry[0], entry[1]))
                 continue
             row = next(fetched)
             version = (row[0] or b"0").decode()
@@ -312,9 +332,11 @@ class RedisStore:
         # caught up with): nothing ran; the caller's retry sends the batch again.
         raise TryAgain("a cluster node keeps losing the scorer's scripts")
 
-    def _remember(self, contact_id: str, version: str, state: ContactState) -> None:
+    def _remember(
+        self, contact_id: str, version: str, state: ContactState, expires: int | None
+    ) -> None:
         cache = self._cache
-        cache[contact_id] = (version, state)
+        cache[contact_id] = (version, state, expires)
         if len(cache) > self._cache_size:
             del cache[next(iter(cache))]  # the least recently written
 
@@ -337,48 +359,72 @@ class RedisStore:
         # The count bound is this release's: while states are written for an older
         # release (which has none and drops forgot_until), ids are forgotten by age only.
         max_ids = self._dedupe_max_ids if self._format >= 3 else None
+        ttls = []
         for change in changes:
             if change.changed:
                 compact(change.state, self._dedupe_ms, max_ids)
-        results = await self._compare_and_set(changes)
+                ttls.append(self._ttl_for(change.state))
+            else:
+                ttls.append(0)  # nothing changed: only the version is compared
+        now = time.time_ns() // 1_000_000
+        results = await self._compare_and_set(changes, ttls)
         retry = [i for i, result in enumerate(results) if result == -1]
         if retry:
             # Its log is not the one this worker wrote (deleted or evicted on its own),
             # but the version matched: the state held here is the truth, log and all.
             for i in retry:
                 rewrite_log(changes[i].state)
-            again = await self._compare_and_set([changes[i] for i in retry])
+            again = await self._compare_and_set(
+                [changes[i] for i in retry], [ttls[i] for i in retry]
+            )
             for i, result in zip(retry, again, strict=True):
                 results[i] = result
 
         outcomes: list[Outcome] = []
-        for change, result in zip(changes, results, strict=True):
-            if result in (0, -1):
+        lost = 0
+        taken = self._taken
+        for change, result, ttl in zip(changes, results, ttls, strict=True):
+            cid, state = change.contact_id, change.state
+            expires = taken.pop(cid, None)
+            if isinstance(result, int):  # refused: read again and scored again
+                if result == GONE_BACK or (
+                    result == GONE and expires is not None and now < expires - _EXPIRY_SLACK_MS
+                ):
+                    lost += 1
                 outcomes.append(None)
                 continue
-            cid, state = change.contact_id, change.state
             if state.clock is not None:
-                self._remember(cid, bytes(result).decode(), state)
+                self._remember(cid, bytes(result).decode(), state, now + ttl if ttl else expires)
             alerts = change.alerts if change.changed else []
             outcomes.append([PendingAlert(cid, payload) for payload in alerts])
+        if lost:
+            log.warning(
+                "contacts this worker wrote are gone from Redis before their expiry, or older "
+                "there than it wrote them: Redis lost writes it had acknowledged (a failover, "
+                "a restart that did not reload them, eviction, a flush); scored again from "
+                "what Redis holds: contacts=%d",
+                lost,
+            )
+            if self._on_lost is not None:
+                self._on_lost(lost)
         return outcomes
 
-    async def _compare_and_set(self, changes: Sequence[Change]) -> list[Any]:
-        """One call of store.lua for ``changes``: per change, the version now held, 0 on a
-        conflict, -1 when the log to append to is not the one this worker wrote."""
+    async def _compare_and_set(self, changes: Sequence[Change], ttls: Sequence[int]) -> list[Any]:
+        """One call of store.lua for ``changes`` (``ttls``: their keys' TTLs in ms, 0 for a
+        change that changed nothing): per change, the version now held, or a refusal (an
+        int: see store.lua)."""
         keys: list[str] = []
         args: list[str | bytes | int] = []
         starts: list[int] = []
-        for change in changes:
+        for change, ttl in zip(changes, ttls, strict=True):
             starts.append(len(args))
-            body, ttl, logged = b"", 0, b""  # nothing changed: only the version is compared
+            body, logged = b"", b""  # nothing changed: only the version is compared
             if change.changed:
                 body, op, log, size = encode_write(change.state, self._format, self._log_above)
                 if op == APPEND:
                     logged = b"+%d:%b" % (size, log)
                 elif op == REPLACE:
                     logged = b"=" + log
-                ttl = self._ttl_for(change.state)
             keys.extend(contact_keys(change.contact_id))
             args.extend([change.version, body, ttl, logged, len(change.alerts), *change.alerts])
         if self._cluster:

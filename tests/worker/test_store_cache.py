@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -124,3 +125,72 @@ async def test_a_held_contact_is_scored_without_a_read_until_someone_else_writes
     assert reads == [1, 1], "the compare-and-set refused the held copy: read again"
     states, _ = replay(events, MODEL)
     assert await _state_json(a.store, cid) == states[cid].to_json()
+
+
+def _counting_store(
+    client: aioredis.Redis, ttl_seconds: int = 3600
+) -> tuple[RedisStore, list[int]]:
+    """A store whose reports of contacts Redis lost are collected."""
+    lost: list[int] = []
+    return RedisStore(client, MODEL, ttl_seconds=ttl_seconds, on_lost=lost.append), lost
+
+
+async def test_contacts_redis_lost_are_counted_and_scored_from_what_it_holds(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keys gone long before their expiry: a restart that did not replay its file, a flush."""
+    store, lost = _counting_store(redis_client)
+    pipeline = pipeline_on(store)
+    prefix = uuid.uuid4().hex[:8]
+    cids = [f"{prefix}-{i}" for i in range(20)]
+    await pipeline.apply([_event(cid, 0) for cid in cids])
+    await redis_client.delete(*[k for cid in cids[:12] for k in contact_keys(cid)])
+    later = [_event(cid, 1, "demo_request") for cid in cids]
+    await pipeline.apply(later)
+    assert sum(lost) == 12
+    assert "Redis lost writes it had acknowledged" in caplog.text
+    assert prefix not in caplog.text, "a contact id in the log"
+    states, _ = replay(later[:12], MODEL)
+    for cid in cids[:12]:  # what Redis holds, and the events after
+        assert await _state_json(store, cid) == states[cid].to_json()
+
+
+async def test_a_redis_gone_back_to_an_older_version_is_counted(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A failover to a replica that missed the latest write: an older state, not none."""
+    store, lost = _counting_store(redis_client)
+    pipeline = pipeline_on(store)
+    cid = f"back-{uuid.uuid4().hex[:8]}"
+    keys = contact_keys(cid)
+    events = [_event(cid, n) for n in range(3)]
+    await pipeline.apply(events[:1])
+    older = {k: await redis_client.dump(k) for k in keys}
+    await pipeline.apply(events[1:2])
+    for key, value in older.items():
+        if value is not None:
+            await redis_client.restore(key, 0, value, replace=True)
+    await pipeline.apply(events[2:])
+    assert lost == [1]
+    states, _ = replay([events[0], events[2]], MODEL)
+    assert await _state_json(store, cid) == states[cid].to_json()
+
+
+async def test_contacts_that_expired_are_not_counted_as_lost(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A contact held in memory whose keys Redis expired on time: nothing was lost."""
+    store, lost = _counting_store(redis_client, ttl_seconds=1)
+    pipeline = pipeline_on(store)
+    cid = f"idle-{uuid.uuid4().hex[:8]}"
+    newsletter = {"form_id": "newsletter"}  # an award that never expires: the keys live 1 s
+    first = _event(cid, 0, "form_submit").model_copy(update={"properties": newsletter})
+    await pipeline.apply([first])
+    assert cid in store._cache
+    deadline = asyncio.get_running_loop().time() + 10
+    while await redis_client.exists(contact_keys(cid)[0]):
+        assert asyncio.get_running_loop().time() < deadline, "the keys did not expire"
+        await asyncio.sleep(0.1)
+    await pipeline.apply([_event(cid, 1)])
+    assert lost == []
+    assert "Redis lost writes" not in caplog.text
