@@ -112,7 +112,8 @@ def produce(
 ) -> None:
     """Validate and publish an event file, keyed by contact; print what was rejected and why.
 
-    Exit 0 when every event was sent, 1 when some were rejected (the rest are sent).
+    Exit 0 when every event was sent, 1 when some were rejected (the rest are sent) or
+    when Kafka could not be used (one line says why; events already acknowledged stay).
     """
     from collections import Counter
 

@@ -203,41 +203,54 @@ def connect_settings(settings: Settings, **options: Any) -> RedisClient:
     return connect(settings.redis_url, **options)
 
 
-def _certificate_unset(settings: Settings) -> bool:
-    return settings.redis_url.startswith("rediss://") and settings.redis_ssl_certfile is None
-
-
-async def _alert_without_certificate(settings: Settings) -> ssl.SSLError | None:
-    """The alert a TLS Redis sends a client that has no certificate, if it requires one.
+async def _certificate_alert(settings: Settings) -> ssl.SSLError | None:
+    """The alert a TLS Redis sends about our client certificate (none, or one it distrusts).
 
     Over TLS 1.3 the server checks the client's certificate after the
     handshake, then sends its alert and closes: a client that has already
     sent a command (redis-py's login) may see only a reset, like a server
-    going away. Here nothing is sent, so the alert is what arrives; a Redis
-    that lets us in sends nothing and the read times out (None).
+    going away. Here nothing is sent, so the alert is what arrives. A Redis
+    that lets us in sends nothing and the read times out; that, or any other
+    failure (a server away, our trust of its certificate), is None: only the
+    server's refusal of our certificate is reported.
     """
     url = urlsplit(settings.redis_url)
-    context = client_context(settings.redis_ssl_cafile, "REDIS")
+    # As redis-py trusts: the system's CAs, and the CA file's too.
+    context = ssl.create_default_context()
     context.check_hostname = settings.redis_ssl_check_hostname
+    if settings.redis_ssl_cafile is not None:
+        context.load_verify_locations(str(settings.redis_ssl_cafile))
+    if settings.redis_ssl_certfile is not None:
+        secret = settings.redis_ssl_key_password
+        load_client_certificate(
+            context,
+            settings.redis_ssl_certfile,
+            settings.redis_ssl_keyfile,
+            None if secret is None else secret.get_secret_value(),
+            "REDIS",
+        )
+    found: ssl.SSLError | None = None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(url.hostname, url.port or 6379, ssl=context), 5
+            asyncio.open_connection(url.hostname or "localhost", url.port or 6379, ssl=context), 5
         )
     except ssl.SSLError as exc:  # TLS 1.2 refuses within the handshake
-        return exc
-    except (OSError, TimeoutError):
+        found = exc
+    except (OSError, TimeoutError, ValueError):
         return None
-    try:
-        await asyncio.wait_for(reader.read(1), 2)
-    except ssl.SSLError as exc:
-        return exc
-    except (OSError, TimeoutError):
-        pass
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), 1)
-    return None
+    else:
+        try:
+            await asyncio.wait_for(reader.read(1), 2)
+        except ssl.SSLError as exc:
+            found = exc
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+    problem = None if found is None else certificate_problem(found)
+    return None if isinstance(problem, ssl.SSLCertVerificationError) else problem
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -324,8 +337,10 @@ async def check_redis(client: RedisClient, settings: Settings) -> None:
         ) from None
     except (RedisError, RedisClusterException) as exc:
         problem = _refusal(exc)
-        if problem is None and _certificate_unset(settings):
-            problem = _refusal(await _alert_without_certificate(settings) or exc)
+        if problem is None and settings.redis_url.startswith("rediss://"):
+            alert = await _certificate_alert(settings)
+            if alert is not None:
+                problem = _refusal(alert)
         if problem is not None:
             raise ServiceRefused(problem) from None
         denied = next((e for e in causes(exc) if isinstance(e, NoPermissionError)), None)

@@ -411,7 +411,10 @@ class EventsConsumer(Service):
         self._failure = exc
 
     def forget(self, revoked: set[TopicPartition]) -> None:
-        """Partitions gone to another member: what we committed for them no longer counts."""
+        """Partitions gone to another member: what we committed for them no longer counts,
+        and the states held in memory are read from Redis again."""
+        if revoked:
+            self.store.forget_held()
         for tp in revoked:
             self._committed.pop(tp, None)
             self._positions.pop(tp, None)

@@ -214,7 +214,7 @@ class RedisStore:
         # Redis no longer holds is never written (a conflict: read, scored again).
         # A read takes the entry out of the cache, so a failed write never leaves
         # a changed state behind. The third value is when Redis expires the keys
-        # (ms, this machine's clock; None: not known).
+        # (ms of time.monotonic; None: not known).
         self._cache: dict[str, tuple[str, ContactState, int | None]] = {}
         self._cache_size = cache_contacts
         # Expiries of the entries read took out of the cache, until their write: a
@@ -332,6 +332,16 @@ class RedisStore:
         # caught up with): nothing ran; the caller's retry sends the batch again.
         raise TryAgain("a cluster node keeps losing the scorer's scripts")
 
+    def forget_held(self) -> None:
+        """Drop the states held in memory: on a rebalance, when partitions move.
+
+        Another worker may write them meanwhile, and Redis may expire them
+        sooner than this worker's last write said: held, such a contact
+        would look lost to :meth:`write` when its partition comes back.
+        """
+        self._cache.clear()
+        self._taken.clear()
+
     def _remember(
         self, contact_id: str, version: str, state: ContactState, expires: int | None
     ) -> None:
@@ -366,7 +376,7 @@ class RedisStore:
                 ttls.append(self._ttl_for(change.state))
             else:
                 ttls.append(0)  # nothing changed: only the version is compared
-        now = time.time_ns() // 1_000_000
+        now = time.monotonic_ns() // 1_000_000  # a step of the wall clock is no loss
         results = await self._compare_and_set(changes, ttls)
         retry = [i for i, result in enumerate(results) if result == -1]
         if retry:

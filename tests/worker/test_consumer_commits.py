@@ -9,12 +9,15 @@ a replay on the next restart).
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream_scorer.events import Event
 from stream_scorer.scoring import load_model
 from stream_scorer.settings import Settings
 from stream_scorer.worker.consumer import EventsConsumer
@@ -25,7 +28,7 @@ from stream_scorer.worker.store import RedisStore
 from stream_scorer.worker.topics import ensure_topics
 
 from ..support.services import Services
-from ..support.workers import produce, unique_settings
+from ..support.workers import pipeline_on, produce, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -87,8 +90,21 @@ async def test_a_batch_finishing_after_the_start_commit_leaves_the_offset_ahead(
         assert await consumer.committed(tp) == 10, "the group's offset went backwards"
         assert await store.applied(settings.app_id, settings.events_topic) == {0: 4}
 
+        await pipeline_on(store).apply([_held_event()])
+        assert store._cache, "the contact written is held in memory"
         events.forget({tp})  # revoked: another member's commits count from now on
+        assert not store._cache, "a rebalance drops what the worker holds"
         await events._finish([], {tp: 6}, events.relay.hold([]))
         assert await consumer.committed(tp) == 6
     finally:
         await consumer.stop()
+
+
+def _held_event() -> Event:
+    return Event(
+        event_id=f"held-{uuid.uuid4().hex}",
+        contact_id=f"held-{uuid.uuid4().hex[:8]}",
+        type="email_reply",
+        occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+        properties={},
+    )

@@ -22,6 +22,7 @@ import pytest
 
 from stream_scorer.connections.redis import RedisClient, check_redis, connect_settings
 from stream_scorer.dev.services import start_redis
+from stream_scorer.dev.tls import make_certificates
 from stream_scorer.errors import ServiceRefused
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.settings import Settings
@@ -251,13 +252,21 @@ def test_a_refusal_stops_the_worker_within_seconds_naming_the_setting(
         assert shown not in output  # no request or response of the login, at DEBUG
 
 
-async def test_a_missing_redis_client_certificate_is_named_every_time(secured: Secured) -> None:
+@pytest.mark.parametrize("certificate", ["none", "signed by another CA"])
+async def test_a_refused_redis_client_certificate_is_named_every_time(
+    secured: Secured, tmp_path: Path, certificate: str
+) -> None:
     """Over TLS 1.3 the refusal comes after the handshake; a client that already sent its
     login often sees only a reset (a server going away, retried for ever). The start-up
     check asks again, sending nothing, and reads the alert."""
-    settings = Settings(
-        **{**secured.worker_settings(), "redis_url": secured.redis_mtls.url}  # type: ignore[arg-type]
-    )
+    changes: dict[str, object] = {"redis_url": secured.redis_mtls.url}
+    if certificate != "none":
+        stranger = make_certificates(tmp_path / "stranger")
+        changes |= {
+            "redis_ssl_certfile": str(stranger.client_cert),
+            "redis_ssl_keyfile": str(stranger.client_key),
+        }
+    settings = Settings(**{**secured.worker_settings(), **changes})  # type: ignore[arg-type]
     for _ in range(10):
         client = connect_settings(settings, socket_timeout=10, socket_connect_timeout=5)
         try:

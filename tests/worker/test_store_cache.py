@@ -194,3 +194,19 @@ async def test_contacts_that_expired_are_not_counted_as_lost(
     await pipeline.apply([_event(cid, 1)])
     assert lost == []
     assert "Redis lost writes" not in caplog.text
+
+
+async def test_a_contact_moved_to_another_worker_and_expired_there_is_not_counted_as_lost(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A rebalance drops what a worker holds: the next owner may write the contact with a
+    sooner expiry, and its expiry then is no loss when the partition comes back."""
+    store, lost = _counting_store(redis_client)
+    a = pipeline_on(store)
+    cid, _, b = _two_workers(redis_client)
+    await a.apply([_event(cid, 0)])
+    store.forget_held()  # its partition moves to b
+    await b.apply([_event(cid, 1)])
+    await redis_client.delete(*contact_keys(cid))  # expired at b's, sooner than a had it
+    await a.apply([_event(cid, 2)])  # the partition is back
+    assert lost == []
