@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -91,11 +92,30 @@ def demo(
     model_path: Annotated[Path, typer.Option("--model", help="Model file.")] = Path(
         "config/scoring.yaml"
     ),
+    produce_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only publish the synthetic stream, to the Kafka of SCORER_KAFKA_* (a running "
+            "system's, e.g. deploy/compose.yaml's): no local services, no worker."
+        ),
+    ] = False,
 ) -> None:
     """Start Kafka, Redis, a worker and a synthetic producer; print alerts as they arrive."""
-    from stream_scorer.dev.demo import run_demo
+    from stream_scorer.dev.demo import produce, run_demo
 
     model = model_or_exit(model_path)
+    if produce_only:
+        settings = settings_or_exit()
+        typer.echo(
+            f"publishing {rate:g} events/s for {contacts} contacts to {settings.events_topic}"
+        )
+
+        async def publish() -> None:
+            await asyncio.wait_for(produce(settings, model, contacts, rate), duration)
+
+        with contextlib.suppress(KeyboardInterrupt, TimeoutError):  # Ctrl-C, --duration
+            run_on_kafka(settings, publish())
+        raise typer.Exit(0)
     try:
         code = run_demo(model_path, model, contacts=contacts, rate=rate, duration=duration)
     except KeyboardInterrupt:
