@@ -73,7 +73,7 @@ def test_deploying_shows_the_workers_acl_rules_and_only_real_settings() -> None:
     assert f"ACL SETUSER scorer on >CHANGE-ME {rules}\n" in text
     default = f"user default {' '.join(DEFAULT_USER_ACL_RULES)}\n"
     assert f"{default}user scorer on >CHANGE-ME {rules}\n" in text
-    named = set(re.findall(r"SCORER_[A-Z_]+[A-Z]", text))
+    named = set(re.findall(r"(?<![A-Za-z0-9_])SCORER_[A-Z_]+[A-Z]", text))
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert named - known == set(), "docs/deploying.md names settings that do not exist"
     assert {"SCORER_KAFKA_SASL_PASSWORD", "SCORER_REDIS_CLUSTER"} <= named
