@@ -89,9 +89,14 @@ def demo(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
-    model_path: Annotated[Path, typer.Option("--model", help="Model file.")] = Path(
-        "config/scoring.yaml"
-    ),
+    model_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model file (default: config/scoring.yaml; with --produce-only, "
+            "SCORER_MODEL_PATH).",
+        ),
+    ] = None,
     produce_only: Annotated[
         bool,
         typer.Option(
@@ -103,9 +108,9 @@ def demo(
     """Start Kafka, Redis, a worker and a synthetic producer; print alerts as they arrive."""
     from stream_scorer.dev.demo import produce, run_demo
 
-    model = model_or_exit(model_path)
     if produce_only:
         settings = settings_or_exit()
+        model = model_or_exit(model_path or settings.model_path)
         typer.echo(
             f"publishing {rate:g} events/s for {contacts} contacts to {settings.events_topic}"
         )
@@ -116,6 +121,8 @@ def demo(
         with contextlib.suppress(KeyboardInterrupt, TimeoutError):  # Ctrl-C, --duration
             run_on_kafka(settings, publish())
         raise typer.Exit(0)
+    model_path = model_path or Path("config/scoring.yaml")
+    model = model_or_exit(model_path)
     try:
         code = run_demo(model_path, model, contacts=contacts, rate=rate, duration=duration)
     except KeyboardInterrupt:

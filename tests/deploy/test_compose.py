@@ -39,6 +39,16 @@ def test_the_worker_waits_for_healthy_kafka_and_redis() -> None:
             assert how["condition"] == "service_healthy", f"{name} -> {other}"
 
 
+def test_the_worker_wants_a_token_and_keeps_kafkas_data_in_its_volume() -> None:
+    """Even on loopback: a page whose name resolves to 127.0.0.1 reaches a published port."""
+    worker = SERVICES["scorer"]["environment"]
+    assert worker["SCORER_API_TOKEN"].startswith("${SCORER_API_TOKEN:?"), "required"
+    assert "SCORER_WEB_ALLOW_NO_TOKEN" not in worker
+    kafka = SERVICES["kafka"]
+    data = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert any(v.endswith(f":{data}") for v in kafka["volumes"]), "Kafka's data is not kept"
+
+
 def test_only_real_settings_and_a_redis_that_never_evicts() -> None:
     for name, service in SERVICES.items():
         named = {k for k in service.get("environment", {}) if k.startswith("SCORER_")}
@@ -78,13 +88,16 @@ def test_grafana_is_provisioned_with_the_shipped_dashboard_from_prometheus() -> 
 
 @pytest.mark.integration
 async def test_its_producer_publishes_the_demo_stream(services: Services, tmp_path: Path) -> None:
-    """The producer service's command, run here against the session's Kafka for 5 s."""
+    """The producer service's command, run here against the session's Kafka for 5 s, from
+    a folder without the project's files (the image's is /tmp): the model comes from
+    SCORER_MODEL_PATH, as the image sets it."""
     settings, env = unique_settings(services, tmp_path)
     command = SERVICES["producer"]["command"]
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "stream_scorer", *command, "--duration", "5"],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,

@@ -97,6 +97,9 @@ def test_secrets_are_referenced_never_inlined() -> None:
     assert volumes["redis-tls"]["secret"]["secretName"] == "scorer-redis-ca"
     assert env["SCORER_KAFKA_SSL_CAFILE"]["value"].startswith("/etc/stream-scorer/kafka-tls/")
     assert env["SCORER_DEDUPE_DAYS"]["value"] == "45"
+    # YAML numbers reach Helm as floats: written whole, or an int setting is refused.
+    assert env["SCORER_API_MAX_BODY_BYTES"]["value"] == "2097152"
+    assert Settings(api_max_body_bytes=env["SCORER_API_MAX_BODY_BYTES"]["value"])
 
 
 def test_without_a_token_secret_the_chart_makes_one_with_a_random_token() -> None:
@@ -142,6 +145,11 @@ def test_the_autoscaler_is_capped_at_the_partition_count(tmp_path: Path) -> None
     few = tmp_path / "few.yaml"
     few.write_text("keda: {enabled: true, maxReplicas: 3}\npartitions: 12\n")
     assert render(few)["ScaledObject"]["spec"]["maxReplicaCount"] == 3
+    plain = tmp_path / "plain.yaml"  # SASL without a mechanism: PLAIN, as the worker
+    plain.write_text("keda: {enabled: true}\nkafka: {securityProtocol: SASL_SSL}\n")
+    [trigger] = render(plain)["ScaledObject"]["spec"]["triggers"]
+    assert trigger["metadata"]["sasl"] == "plaintext"
+    assert trigger["metadata"]["tls"] == "enable"
 
 
 def test_the_service_monitor_and_disruption_budget() -> None:

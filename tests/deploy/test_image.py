@@ -24,7 +24,8 @@ from ..support.scenario import make_stream
 from ..support.services import Services
 from ..support.workers import Worker, assert_scored_like_engine, encoded, make_worker, produce
 
-pytestmark = pytest.mark.integration
+# The first test builds the image: debootstrap, pip and mypyc take minutes on a cold cache.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,6 +100,7 @@ async def test_the_image_scores_events_and_publishes_alerts_read_only_and_health
     }
     env["SCORER_API_TOKEN"] = "image-test-token-0123456789"  # it listens on 0.0.0.0
     name = f"scorer-{worker.settings.app_id}"
+    containers.append(name)  # removed whatever happens
     podman(
         "run",
         "--detach",
@@ -109,13 +111,13 @@ async def test_the_image_scores_events_and_publishes_alerts_read_only_and_health
         *(f"--env={k}={v}" for k, v in env.items()),
         image,
     )
-    containers.append(name)
     events = make_stream(model, contacts=60, events=600, seed=41)
     await produce(worker.settings, encoded(events))
     try:
         records = await assert_scored_like_engine(worker.settings, redis_client, model, events)
     except AssertionError:
-        print(podman("logs", name, check=False).stdout[-5000:])
+        logs = podman("logs", name, check=False)
+        print((logs.stdout + logs.stderr)[-6000:])
         raise
     assert records, "no alert came out"
     deadline = time.monotonic() + 60
