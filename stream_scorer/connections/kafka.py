@@ -23,7 +23,6 @@ from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSas
 from stream_scorer.connections.tls import (
     certificate_problem,
     client_context,
-    load_client_certificate,
 )
 from stream_scorer.settings import Settings
 
@@ -41,18 +40,15 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """
     if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    context = client_context(settings.kafka_ssl_cafile, "KAFKA")
-    context.check_hostname = settings.kafka_ssl_check_hostname
-    if settings.kafka_ssl_certfile is not None:
-        password = settings.kafka_ssl_key_password
-        load_client_certificate(
-            context,
-            settings.kafka_ssl_certfile,
-            settings.kafka_ssl_keyfile,
-            None if password is None else password.get_secret_value(),
-            "KAFKA",
-        )
-    return context
+    password = settings.kafka_ssl_key_password
+    return client_context(
+        "KAFKA",
+        settings.kafka_ssl_cafile,
+        settings.kafka_ssl_certfile,
+        settings.kafka_ssl_keyfile,
+        None if password is None else password.get_secret_value(),
+        settings.kafka_ssl_check_hostname,
+    )
 
 
 class _NoSaslExchange(logging.Filter):

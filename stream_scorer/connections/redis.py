@@ -43,7 +43,6 @@ from stream_scorer.connections.tls import (
     causes,
     certificate_problem,
     client_context,
-    load_client_certificate,
 )
 from stream_scorer.errors import ServiceRefused
 from stream_scorer.settings import Settings
@@ -187,20 +186,32 @@ def connect_settings(settings: Settings, **options: Any) -> RedisClient:
         options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
         # Checked now, as the Kafka client's are: redis-py loads them per connection,
         # where a bad file would look like Redis being away.
-        context = client_context(cafile, "REDIS")
+        _tls_context(settings)
         if cafile is not None:
             options["ssl_ca_certs"] = str(cafile)
         if certfile is not None:
             secret = settings.redis_ssl_key_password
-            password = "" if secret is None else secret.get_secret_value()
-            load_client_certificate(context, certfile, keyfile, password, "REDIS")
             options["ssl_certfile"] = str(certfile)
             options["ssl_keyfile"] = None if keyfile is None else str(keyfile)
             if not settings.redis_cluster:  # redis-py's cluster client takes no key password
-                options["ssl_password"] = password
+                options["ssl_password"] = "" if secret is None else secret.get_secret_value()
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **options)
     return connect(settings.redis_url, **options)
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """What redis-py will trust and present: the system's CAs and the CA file, our cert."""
+    secret = settings.redis_ssl_key_password
+    return client_context(
+        "REDIS",
+        settings.redis_ssl_cafile,
+        settings.redis_ssl_certfile,
+        settings.redis_ssl_keyfile,
+        None if secret is None else secret.get_secret_value(),
+        settings.redis_ssl_check_hostname,
+        system_cas=True,
+    )
 
 
 async def _certificate_alert(settings: Settings) -> ssl.SSLError | None:
@@ -215,20 +226,7 @@ async def _certificate_alert(settings: Settings) -> ssl.SSLError | None:
     server's refusal of our certificate is reported.
     """
     url = urlsplit(settings.redis_url)
-    # As redis-py trusts: the system's CAs, and the CA file's too.
-    context = ssl.create_default_context()
-    context.check_hostname = settings.redis_ssl_check_hostname
-    if settings.redis_ssl_cafile is not None:
-        context.load_verify_locations(str(settings.redis_ssl_cafile))
-    if settings.redis_ssl_certfile is not None:
-        secret = settings.redis_ssl_key_password
-        load_client_certificate(
-            context,
-            settings.redis_ssl_certfile,
-            settings.redis_ssl_keyfile,
-            None if secret is None else secret.get_secret_value(),
-            "REDIS",
-        )
+    context = _tls_context(settings)
     found: ssl.SSLError | None = None
     try:
         reader, writer = await asyncio.wait_for(

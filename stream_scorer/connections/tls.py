@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stream_scorer.errors import ConfigError
 
-__all__ = ["causes", "certificate_problem", "client_context", "load_client_certificate"]
+__all__ = ["causes", "certificate_problem", "client_context"]
 
 #: TLS alerts that mean the peer refused our certificate (or our lack of one).
 _REFUSING_ALERTS = (
@@ -52,37 +52,42 @@ def certificate_problem(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
-def client_context(cafile: Path | None, system: str) -> ssl.SSLContext:
-    """A verifying TLS context trusting ``cafile`` (None: the system's), or a ConfigError.
+def client_context(
+    system: str,
+    cafile: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    key_password: str | None,
+    check_hostname: bool,
+    *,
+    system_cas: bool = False,
+) -> ssl.SSLContext:
+    """The verifying TLS context a service's ``SCORER_<system>_SSL_*`` settings describe.
 
-    Read at start: a CA file that holds no certificate would otherwise look
-    like the server being away. ``system`` names the variable (``KAFKA``, ``REDIS``).
+    Trusts ``cafile`` (None: the system's CAs), or both with ``system_cas``
+    (as redis-py does), and presents the client certificate if one is set.
+    Read at start, so that a file that does not load is a ConfigError naming
+    the variables: a CA file without a certificate, or a key that is not the
+    certificate's (or encrypted, without its password), would otherwise look
+    like the server being away. Never OpenSSL's pass-phrase prompt, which
+    would block a worker on a terminal. ``system`` is ``KAFKA`` or ``REDIS``.
     """
     try:
-        return ssl.create_default_context(cafile=None if cafile is None else str(cafile))
+        context = ssl.create_default_context(
+            cafile=None if cafile is None or system_cas else str(cafile)
+        )
+        if system_cas and cafile is not None:
+            context.load_verify_locations(str(cafile))
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
             f"SCORER_{system}_SSL_CAFILE: no CA certificate could be read ({exc})"
         ) from None
-
-
-def load_client_certificate(
-    context: ssl.SSLContext,
-    certfile: Path,
-    keyfile: Path | None,
-    password: str | None,
-    system: str,
-) -> None:
-    """Load a client certificate and key into ``context``, or a ConfigError at start.
-
-    Never OpenSSL's pass-phrase prompt: an encrypted key without its
-    password fails here (the prompt would block a worker on a terminal, and
-    fail later, as a connection error, without one). ``system`` is ``KAFKA``
-    or ``REDIS``, for the variable names in the message.
-    """
+    context.check_hostname = check_hostname
+    if certfile is None:
+        return context
     try:
         context.load_cert_chain(
-            str(certfile), None if keyfile is None else str(keyfile), password or ""
+            str(certfile), None if keyfile is None else str(keyfile), key_password or ""
         )
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
@@ -90,3 +95,4 @@ def load_client_certificate(
             f"and key could not be loaded ({type(exc).__name__}; a key of another certificate, "
             f"or an encrypted key without SCORER_{system}_SSL_KEY_PASSWORD?)"
         ) from None
+    return context

@@ -86,9 +86,7 @@ class RedisClusterProcesses:
         slot moves, its keys are on either node (ASK redirections, TRYAGAIN for
         a call whose keys are split). Returns once every slot has moved.
         """
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            raise DevServiceError("redis-cli not found: install it (apt-get install redis-tools)")
+        cli = _redis_cli()
         by_port = {node.port: node for node in self.nodes}
         ids = [self._ask(by_port[port], "CLUSTER MYID")[0] for port in (source, target)]
         moved = subprocess.run(
@@ -145,14 +143,7 @@ class RedisClusterProcesses:
     def _client(self, node: RedisProcess) -> redis.Redis:
         """One connection to ``node`` as :attr:`auth`, over TLS when the nodes speak only that."""
         user, password = self.auth or (None, None)
-        tls: dict[str, object] = {}
-        if self.tls is not None:
-            tls = {
-                "ssl": True,
-                "ssl_ca_certs": str(self.tls.ca),
-                "ssl_certfile": str(self.tls.client_cert),
-                "ssl_keyfile": str(self.tls.client_key),
-            }
+        tls = self.tls
         return redis.Redis(
             host="127.0.0.1",
             port=node.port,
@@ -163,7 +154,10 @@ class RedisClusterProcesses:
             decode_responses=True,
             protocol=2,
             single_connection_client=True,
-            **tls,  # type: ignore[arg-type]
+            ssl=tls is not None,
+            ssl_ca_certs=None if tls is None else str(tls.ca),
+            ssl_certfile=None if tls is None else str(tls.client_cert),
+            ssl_keyfile=None if tls is None else str(tls.client_key),
         )
 
     def _running(self) -> list[RedisProcess]:
@@ -234,6 +228,13 @@ def _port(address: str) -> int:
     return int(address.split("@", 1)[0].rsplit(":", 1)[1])
 
 
+def _redis_cli() -> str:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise DevServiceError("redis-cli not found: install it (apt-get install redis-tools)")
+    return cli
+
+
 def _cli_login(auth: tuple[str, str] | None, tls: Certificates | None) -> list[str]:
     """``redis-cli`` options to log in as ``auth``, over TLS with a client certificate."""
     login = ["--user", auth[0], "--pass", auth[1], "--no-auth-warning"] if auth else []
@@ -272,9 +273,7 @@ def start_redis_cluster(
     """
     if masters < 3:
         raise ValueError("Redis Cluster needs at least 3 masters")
-    cli = shutil.which("redis-cli")
-    if cli is None:
-        raise DevServiceError("redis-cli not found: install it (apt-get install redis-tools)")
+    cli = _redis_cli()
     login = _cli_login(auth, tls)
     node_options = ["--masteruser", auth[0], "--masterauth", auth[1]] if auth else []
     if tls is not None:

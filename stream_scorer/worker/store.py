@@ -58,9 +58,11 @@ from stream_scorer.worker.retry import TryAgain
 
 log = logging.getLogger(__name__)
 
-#: store.lua's refusals that say Redis went back: the contact a write expected is gone
-#: (expired, or lost), or Redis holds an older version than the one expected (lost).
-GONE, GONE_BACK = -2, -3
+#: store.lua's refusals (ints; a write answers its new version): another version than
+#: expected (a conflict); the log to append to is not the one written (written again
+#: whole); and Redis gone back: the contact expected is gone (expired, or lost), or
+#: Redis holds an older version than the one expected (lost).
+CONFLICT, STALE_LOG, GONE, GONE_BACK = 0, -1, -2, -3
 #: How far before its computed expiry a contact found gone still counts as lost: the
 #: TTL was set on Redis's clock a round trip after this machine's.
 _EXPIRY_SLACK_MS = 5_000
@@ -378,7 +380,7 @@ class RedisStore:
                 ttls.append(0)  # nothing changed: only the version is compared
         now = time.monotonic_ns() // 1_000_000  # a step of the wall clock is no loss
         results = await self._compare_and_set(changes, ttls)
-        retry = [i for i, result in enumerate(results) if result == -1]
+        retry = [i for i, result in enumerate(results) if result == STALE_LOG]
         if retry:
             # Its log is not the one this worker wrote (deleted or evicted on its own),
             # but the version matched: the state held here is the truth, log and all.

@@ -10,6 +10,7 @@ started once per session and stopped by pid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ from stream_scorer.connections.redis import (
 from stream_scorer.dev import services as devservices
 from stream_scorer.dev.cluster import RedisClusterProcesses, start_redis_cluster
 from stream_scorer.dev.tls import Certificates, make_certificates
+from stream_scorer.events import Event
+from stream_scorer.scoring import ScoringModel
 from stream_scorer.settings import Settings
+
+from .workers import Worker, assert_scored_like_engine, encoded, produce
 
 #: Kafka's SCRAM user for the worker and the tests' own clients.
 KAFKA_USER, KAFKA_PASSWORD = "scorer", "kafka-scorer-secret"
@@ -174,3 +179,14 @@ async def acl_denials(client: RedisClient) -> list[str]:
         entries: list[dict[str, Any]] = await client.acl_log(**kwargs)  # type: ignore[arg-type]
         found += [f"{e['reason']}:{e['object']}" for e in entries if e["username"] == REDIS_USER]
     return found
+
+
+async def assert_scored_as_the_acl_user(
+    worker: Worker, admin: RedisClient, model: ScoringModel, events: Sequence[Event]
+) -> None:
+    """Start ``worker`` (set up as the minimal ACL user), publish ``events``: every contact
+    equals the engine's replay, every crossing is published, and Redis denied it nothing."""
+    worker.start()
+    await produce(worker.settings, encoded(events))
+    await assert_scored_like_engine(worker.settings, admin, model, events)
+    assert await acl_denials(admin) == [], "the documented ACL lacks what the worker used"

@@ -38,6 +38,7 @@ from ..support.secured import (
     Secured,
     acl_denials,
     acl_file,
+    assert_scored_as_the_acl_user,
     reset_acl_log,
 )
 from ..support.services import Services
@@ -189,11 +190,8 @@ async def test_mutual_tls_to_kafka_and_redis(
     settings = {k: v for k, v in settings.items() if v is not None}
     worker = make_worker(worker_factory, services, tmp_path, **settings)
     events = make_stream(model, contacts=30, events=300, seed=17)
-    worker.start()
-    await produce(worker.settings, encoded(events))
     try:
-        await assert_scored_like_engine(worker.settings, admin, model, events)
-        assert await acl_denials(admin) == []
+        await assert_scored_as_the_acl_user(worker, admin, model, events)
     finally:
         await admin.aclose()
 
