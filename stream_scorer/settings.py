@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from pydantic import (
     Field,
@@ -358,6 +358,18 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018  (parsed on access: out of range or not a number raises)
+        except ValueError:
+            raise ValueError("has a port that is not a number from 0 to 65535") from None
+        # redis-py takes client options from the query, over ours (ssl_cert_reqs=none
+        # would turn certificate checks off): only a socket's database is taken there.
+        allowed = {"db"} if value.startswith("unix://") else set()
+        if set(parse_qs(parts.query, keep_blank_values=True)) - allowed:
+            raise ValueError(
+                "takes no options in its query; connection options are SCORER_REDIS_* settings"
+            )
         return value
 
     @field_validator(

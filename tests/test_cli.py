@@ -159,3 +159,32 @@ def test_committed_json_schemas_match_the_models(runner: CliRunner, kind: str, f
         f"run: stream-scorer schema {kind} > docs/schemas/{file}.schema.json"
     )
     assert json.loads(committed)["title"] == ("Event" if kind == "events" else "Alert")
+
+
+def test_kafka_commands_end_a_bad_tls_file_with_one_line(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as the client starts: a configuration error (exit 2), not a traceback."""
+    empty = tmp_path / "ca.pem"
+    empty.write_text("no certificate here\n")
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    monkeypatch.setenv("SCORER_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("SCORER_KAFKA_SSL_CAFILE", str(empty))
+    for command in (["produce", str(events)], ["alerts", "tail"], ["demo", "--produce-only"]):
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "SCORER_KAFKA_SSL_CAFILE: no CA certificate could be read" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_producer_alone_fails_when_kafka_is_away_whatever_its_duration(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_scorer.dev.services import free_port
+
+    monkeypatch.setenv("SCORER_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    result = runner.invoke(cli, ["demo", "--produce-only", "--duration", "2"])
+    assert result.exit_code == 1, result.output
+    assert "error: " in result.output
+    assert runner.invoke(cli, ["demo", "--produce-only", "--duration", "0"]).exit_code == 2

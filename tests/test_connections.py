@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from pydantic import SecretStr
 
 from stream_scorer.connections.kafka import kafka_options, ssl_context
 from stream_scorer.dev.tls import Certificates, make_certificates
@@ -80,6 +82,25 @@ def test_a_client_key_that_does_not_load_is_a_config_error(
         "SSL", certs, kafka_ssl_certfile=certs.client_cert, kafka_ssl_keyfile=certs.client_key
     )
     assert ssl_context(good) is not None
+    # Passwords OpenSSL cannot take at all, for an encrypted key: too long, or not text.
+    # Named, never quoted.
+    key = serialization.load_pem_private_key(certs.client_key.read_bytes(), None)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"right-password"),
+        )
+    )
+    for odd in ("x" * 2000, "k\udcffp"):
+        with pytest.raises(ConfigError, match="SCORER_KAFKA_SSL_KEYFILE") as info:
+            ssl_context(
+                good.model_copy(
+                    update={"kafka_ssl_keyfile": locked, "kafka_ssl_key_password": SecretStr(odd)}
+                )
+            )
+        assert odd not in str(info.value)
 
 
 def test_a_cluster_client_with_a_client_certificate_is_made_without_a_connection(

@@ -103,6 +103,24 @@ def test_unix_redis_url_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().redis_url == "unix:///run/redis.sock"
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://cache:99999/0", "port that is not a number"),
+        ("redis://cache:abc/0", "port that is not a number"),
+        ("rediss://cache:6380/0?ssl_cert_reqs=none", "no options in its query"),
+        ("redis://cache/0?foo=bar", "no options in its query"),
+        ("unix:///run/redis.sock?db=1&socket_timeout=1", "no options in its query"),
+    ],
+)
+def test_a_redis_url_redis_py_would_read_otherwise_is_refused(url: str, problem: str) -> None:
+    """redis-py takes the query's options over the settings' (certificate checks off, say)
+    and fails late on a bad port: both are refused at start, naming the variable."""
+    with pytest.raises(ConfigError, match=f"SCORER_REDIS_URL.*{problem}"):
+        load_settings(redis_url=url)
+    assert load_settings(redis_url="unix:///run/redis.sock?db=2").redis_url.endswith("db=2")
+
+
 @pytest.mark.parametrize("given", ["debug", "Warning", "ERROR"])
 def test_log_level_is_uppercased(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
     monkeypatch.setenv("SCORER_LOG_LEVEL", given)
@@ -272,7 +290,7 @@ def test_whatever_a_validator_quotes_has_its_password_hidden(
     """The message of any non-secret setting is masked, not only the value it was given."""
 
     class Quoting(Settings):
-        @field_validator("redis_url")
+        @field_validator("redis_url", mode="before")  # before the settings' own checks
         @classmethod
         def _quote_the_second(cls, value: str) -> str:
             raise ValueError(f"{value.split(',')[1]!r} is one too many")
@@ -372,6 +390,8 @@ secrets = st.text(min_size=1).map(lambda text: f"S3CR3T{text}T3RC3S")
             ("redis_url", "tcp://cache/0?password={}"),
             ("redis_url", "tcp://cache/0?pass%77ord={}"),  # redis-py's parse_qs decodes the key
             ("redis_url", "tcp://cache/0?db=1&X%2DAuth%2DToken={}&ssl=1"),
+            ("redis_url", "redis://cache:6379/0?password={}"),  # a query redis-py would take
+            ("redis_url", "rediss://:{}@cache:99999/0"),  # a port out of range
             ("webhook_urls", "ftp://user:{}@hooks.example/a"),
             ("webhook_urls", "https://a.example,gopher://{}@b.example"),
             ("webhook_urls", "https://hooks.example/services/{},ftp://b.example"),  # in the path

@@ -67,6 +67,7 @@ def run_on_kafka(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
     from aiokafka.errors import KafkaError
 
     from stream_scorer.connections.kafka import diagnose
+    from stream_scorer.errors import ConfigError
 
     async def guarded() -> str | None:
         try:
@@ -76,7 +77,11 @@ def run_on_kafka(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
             return problem.message if problem is not None else f"Kafka failed: {exc!r}"
         return None
 
-    message = asyncio.run(guarded())
+    try:
+        message = asyncio.run(guarded())
+    except ConfigError as exc:  # a TLS file that does not load, read as the client starts
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
     if message is not None:
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1)
@@ -87,7 +92,8 @@ def demo(
     contacts: Annotated[int, typer.Option(help="Synthetic contacts.", min=1)] = 300,
     rate: Annotated[float, typer.Option(help="Events per second.", min=1)] = 200.0,
     duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+        float | None,
+        typer.Option(help="Stop after this many seconds (default: Ctrl-C).", min=0.1),
     ] = None,
     model_path: Annotated[
         Path | None,
@@ -115,11 +121,8 @@ def demo(
             f"publishing {rate:g} events/s for {contacts} contacts to {settings.events_topic}"
         )
 
-        async def publish() -> None:
-            await asyncio.wait_for(produce(settings, model, contacts, rate), duration)
-
-        with contextlib.suppress(KeyboardInterrupt, TimeoutError):  # Ctrl-C, --duration
-            run_on_kafka(settings, publish())
+        with contextlib.suppress(KeyboardInterrupt):
+            run_on_kafka(settings, produce(settings, model, contacts, rate, duration))
         raise typer.Exit(0)
     model_path = model_path or Path("config/scoring.yaml")
     model = model_or_exit(model_path)

@@ -89,7 +89,9 @@ def client_context(
         context.load_cert_chain(
             str(certfile), None if keyfile is None else str(keyfile), key_password or ""
         )
-    except (ssl.SSLError, OSError) as exc:
+    # ValueError: a password OpenSSL cannot take (over 1024 bytes, not UTF-8); its text
+    # would quote the password, so only the type is named.
+    except (ssl.SSLError, OSError, ValueError) as exc:
         raise ConfigError(
             f"SCORER_{system}_SSL_CERTFILE / SCORER_{system}_SSL_KEYFILE: the client certificate "
             f"and key could not be loaded ({type(exc).__name__}; a key of another certificate, "

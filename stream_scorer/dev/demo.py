@@ -42,19 +42,29 @@ from stream_scorer.worker.topics import ensure_topics
 SEED = 7
 
 
-async def produce(settings: Settings, model: ScoringModel, contacts: int, rate: float) -> None:
-    """Publish the live stream of ``contacts`` simulated contacts at ``rate`` events a second.
+async def produce(
+    settings: Settings,
+    model: ScoringModel,
+    contacts: int,
+    rate: float,
+    duration: float | None = None,
+) -> None:
+    """Publish the live stream of ``contacts`` simulated contacts at ``rate`` events a second,
+    for ``duration`` seconds from the first event (None: until cancelled).
 
     Only events of types the model scores (:func:`scored_stream`): the worker
-    would dead-letter the rest.
+    would dead-letter the rest. A Kafka that cannot be reached raises.
     """
     stream = scored_stream(model, live_events(contacts, seed=SEED))
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=5)
-    await producer.start()
     try:
+        await producer.start()
         interval = 1.0 / rate
         next_at = time.monotonic()
+        stop_at = None if duration is None else next_at + duration
         for event in stream:
+            if stop_at is not None and time.monotonic() >= stop_at:
+                break
             await producer.send(
                 settings.events_topic,
                 json.dumps(event).encode(),

@@ -44,6 +44,8 @@ def test_the_worker_wants_a_token_and_keeps_kafkas_data_in_its_volume() -> None:
     worker = SERVICES["scorer"]["environment"]
     assert worker["SCORER_API_TOKEN"].startswith("${SCORER_API_TOKEN:?"), "required"
     assert "SCORER_WEB_ALLOW_NO_TOKEN" not in worker
+    for name in ("scorer", "producer"):  # Python as PID 1 would ignore SIGTERM
+        assert SERVICES[name]["init"] is True, name
     kafka = SERVICES["kafka"]
     data = kafka["environment"]["KAFKA_LOG_DIRS"]
     assert any(v.endswith(f":{data}") for v in kafka["volumes"]), "Kafka's data is not kept"

@@ -168,3 +168,30 @@ def test_notes_say_how_to_reach_the_dashboard() -> None:
     assert "kubectl port-forward" in notes
     assert "/dashboard?token=$TOKEN" in notes
     assert 'include "stream-scorer.tokenSecret" .' in notes, "the token Secret the pods read"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        "partitions: 0\n",
+        "keda: {maxReplicas: '08'}\n",  # a string Helm's int would read as octal
+        "kafka: {saslMechanism: scram-sha-512}\n",  # the worker takes only the upper case
+        "env: {SCORER_LOG_LEVEL: {level: debug}}\n",  # a map would render as 'map[...]'
+        "env: {LOG_LEVEL: debug}\n",  # not a setting of ours
+        "model: {name: x}\n",  # a model is the file's text
+        "redis: {url: 'http://cache:6379'}\n",
+        "keda: {enabled: true, minReplicas: 9}\npartitions: 4\n",  # above the cap
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_render(tmp_path: Path, values: str) -> None:
+    given = tmp_path / "values.yaml"
+    given.write_text(values)
+    done = subprocess.run(
+        [str(HELM), "template", "scorer", str(CHART), f"--values={given}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0, f"rendered: {values}"
+    assert "schema" in done.stderr or "keda.minReplicas" in done.stderr, done.stderr
