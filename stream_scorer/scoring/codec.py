@@ -32,6 +32,7 @@ byte, and :func:`decode_state` keeps reading the old ones.
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
 from typing import Any, NamedTuple
@@ -377,14 +378,46 @@ def decode_state(raw: bytes, model: ScoringModel, log: bytes | None = None) -> C
         if version == 1:
             return ContactState.from_json(msgspec.to_builtins(_unpack_1(raw)), model)
         if version == 2:
-            return ContactState.from_json(_record_to_json(_unpack_2(raw[1:])), model)
-        return _state_3(_unpack_3(raw[1:]), model, log)
+            record_2 = _unpack_2(raw[1:])
+            _check_attributes(record_2.attributes)
+            return ContactState.from_json(_record_to_json(record_2), model)
+        record_3 = _unpack_3(raw[1:])
+        _check_attributes(record_3.attributes)
+        return _state_3(record_3, model, log)
     except MemoryError:
         raise
     except Exception as exc:  # a damaged value: whatever it breaks, the caller gets a reason
         raise StateFormatError(
             f"a stored state in format {version} that cannot be read: {type(exc).__name__}"
         ) from None
+
+
+def _check_attributes(attributes: dict[str, Any]) -> None:
+    """Refuse attribute values no event can carry, which JSON (format 1) cannot hold.
+
+    MessagePack (formats 2 and 3) can hold an infinite or NaN float, bytes,
+    an extension or a dict keyed by numbers; no event sets one (events are
+    JSON, numbers finite), so a state holding one is damaged. Read as it is,
+    it would change when written in format 1 (infinity as null), which the
+    worker writes for a record MessagePack cannot hold.
+    """
+    todo: list[Any] = list(attributes.values())
+    while todo:  # a loop, not recursion: a deep value must not exhaust the stack
+        value = todo.pop()
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            continue
+        if kind is float:
+            if not math.isfinite(value):
+                raise ValueError("an attribute that is not a finite number")
+        elif kind is list:
+            todo.extend(value)
+        elif kind is dict:
+            if any(type(k) is not str for k in value):
+                raise ValueError("an attribute with a key that is not a string")
+            todo.extend(value.values())
+        else:
+            raise ValueError("an attribute that is not a JSON value")
 
 
 def _state_3(r: Record3, model: ScoringModel, log: bytes | None) -> ContactState:

@@ -11,7 +11,7 @@ import json
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stream_scorer.scoring import ContactState, event_key, load_model
@@ -83,6 +83,12 @@ records_3 = st.tuples(
         records_3,
     )
 )
+# Found by CI: an infinite attribute, which format 1 would write as null.
+@example(
+    raw=b"\x03\xdc\x00\x13\x00\x00\x83\xa2\x00\x00\x00\xa1\x00\x00\xa0\xcb\x7f\xf0\x00\x00"
+    b"\x00\x00\x00\x00\x93\x00\x00\x00\x80\x91\x00\x90\x00\x90\x90\x80\x80\x90\x80\x80"
+    b"\xc4\x00\x00\x00\x00"
+)
 def test_any_bytes_give_a_state_or_a_format_error(raw: bytes) -> None:
     outcome = decode_or_error(raw)
     assert isinstance(outcome, ContactState) or str(outcome)
@@ -98,6 +104,42 @@ def decode_or_error(raw: bytes, log: bytes | None = None) -> ContactState | Stat
         return decode_state(raw, MODEL, log)
     except StateFormatError as exc:
         return exc
+
+
+@pytest.mark.parametrize("format", [2, 3])
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        [1, {"deep": float("inf")}],
+        b"bytes",
+        msgspec.msgpack.Ext(1, b"x"),
+        {1: "a key that is a number"},
+    ],
+    ids=["inf", "-inf", "nan", "nested-inf", "bytes", "ext", "number-key"],
+)
+def test_attribute_values_no_event_carries_are_a_format_error(format: int, value: object) -> None:
+    """MessagePack holds them, JSON does not: read, they would change in format 1."""
+    state = decode_state(
+        json.dumps(
+            {
+                "clock": 5,
+                "attributes": {"country": "US", "score": 1},
+                "attribute_times": {"country": 4, "score": 4},
+            }
+        ).encode(),
+        MODEL,
+    )
+    record = msgspec.msgpack.decode(encode_state(state, format)[1:])
+    # The same record reads with a nested JSON value, so only the value below is refused.
+    record[2] = {"country": "US", "score": [1.5, {"k": None, "b": True}]}
+    read = decode_state(bytes([format]) + msgspec.msgpack.encode(record), MODEL)
+    assert read.attributes["score"] == [1.5, {"k": None, "b": True}]
+    record[2] = {"country": "US", "score": value}  # the attributes, in both formats
+    with pytest.raises(StateFormatError, match=f"format {format}"):
+        decode_state(bytes([format]) + msgspec.msgpack.encode(record), MODEL)
 
 
 def test_unknown_formats_name_their_first_byte() -> None:
