@@ -40,6 +40,9 @@ for i = 1, #KEYS / 3 do
   local first = a + 5
   a = first + n
   local current = redis.call('HGET', state, 'v') or '0'
+  if not string.find(current, '^%d+$') then
+    current = ''  -- damaged by hand: refused as a conflict, and the worker's read says why
+  end
   local op = string.sub(change, 1, 1)
   local logged = string.sub(change, 2)
   local refused = 0
@@ -55,7 +58,7 @@ for i = 1, #KEYS / 3 do
   if refused == 1 then
     if current == '0' then
       out[i] = -2
-    elseif expected ~= '0' and tonumber(current) < tonumber(expected) then
+    elseif current ~= '' and expected ~= '0' and tonumber(current) < tonumber(expected) then
       out[i] = -3
     else
       out[i] = 0

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
+from stream_scorer.scoring.codec import decode_state, encode_state
 from stream_scorer.settings import Settings
 from stream_scorer.worker import pipeline as pipeline_module
 from stream_scorer.worker.keys import contact_keys, due_key
@@ -222,6 +223,58 @@ async def test_a_state_that_cannot_be_read_affects_that_contact_only(
     assert {h["reason"] for _, h in dead} == {b"internal_error"}
     assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
     assert await redis_client.hget(contact_keys(BAD)[0], "s") == b"\x09future", "left as it was"
+    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
+    for cid, state in expected.items():
+        got = await store.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
+
+
+@pytest.mark.parametrize("version", [b"x7", b"", b"\xff", b"7.5", b"-3"])
+async def test_a_damaged_version_affects_that_contact_only(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis, version: bytes
+) -> None:
+    # A readable state under a version that is not a whole number (damaged by hand):
+    # read, it fails its contact, not the batch's script call.
+    settings, store = fresh
+    readable = encode_state(decode_state(b'{"clock": 5}', MODEL))
+    await redis_client.hset(contact_keys(BAD)[0], mapping={"v": version, "s": readable})
+    pipeline, dead = collecting_pipeline(settings, store)
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    await pipeline.run(on_partition_0(settings, events))
+
+    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
+        e.event_id for e in events if e.contact_id == BAD
+    )
+    assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
+    assert await redis_client.hget(contact_keys(BAD)[0], "v") == version, "left as it was"
+    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
+    for cid, state in expected.items():
+        got = await store.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
+
+
+async def test_a_version_damaged_while_the_worker_holds_the_contact_affects_it_only(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    # The worker writes from the version it holds; the script refuses the damaged one
+    # (a conflict), and the read that follows fails that contact alone.
+    settings, store = fresh
+    pipeline, dead = collecting_pipeline(settings, store)
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    half = len(events) // 2
+    later = [e.event_id for e in events[half:] if e.contact_id == BAD]
+    assert later, "the contact has events in the second half"
+    assert any(e.contact_id == BAD for e in events[:half]), "and in the first"
+    messages = on_partition_0(settings, events)
+    await pipeline.run(messages[:half])
+    assert not dead
+    await redis_client.hset(contact_keys(BAD)[0], "v", "damaged")
+    await pipeline.run(messages[half:])
+
+    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(later)
+    assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
     expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
     for cid, state in expected.items():
         got = await store.read_state(cid)
