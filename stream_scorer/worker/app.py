@@ -209,9 +209,12 @@ def create_app(settings: Settings, model: ScoringModel | None = None) -> faust.A
             for partition in owned_partitions():
                 try:
                     await relay.recover(partition, RECOVERY_GRACE_SECONDS)
-                except Exception as exc:  # the next tick tries again
-                    log.warning("outbox recovery failed: error=%s", type(exc).__name__)
-                    return
+                except Exception as exc:  # the next tick tries again; the others go on
+                    log.warning(
+                        "outbox recovery failed: partition=%d error=%s",
+                        partition,
+                        type(exc).__name__,
+                    )
 
         app.timer(RECOVERY_INTERVAL_SECONDS, name="relay_outboxes")(relay_outboxes)
 

@@ -43,6 +43,7 @@ from aiokafka.errors import (
     KafkaError,
 )
 from mode import Service
+from redis.exceptions import ResponseError
 
 from stream_scorer.connections.kafka import kafka_options
 from stream_scorer.settings import Settings
@@ -449,7 +450,15 @@ class EventsConsumer(Service):
             self.health.beat()  # starting partitions is the loop's work
             if tp not in self.consumer.assignment():
                 continue  # revoked meanwhile: its next owner recovers it
-            recovered = await self.relay.recover(tp.partition)
+            try:
+                recovered = await self.relay.recover(tp.partition)
+            except ResponseError as exc:  # Redis refused (a key damaged): the sweep tries again
+                log.error(  # the error's code only (WRONGTYPE...): no key names
+                    "outbox recovery refused: partition=%d error=%s",
+                    tp.partition,
+                    str(exc).split(" ", 1)[0],
+                )
+                recovered = 0
             if recovered:
                 log.info(
                     "relayed alerts left in outboxes: partition=%d count=%d",

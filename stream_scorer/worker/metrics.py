@@ -105,7 +105,8 @@ class Metrics:
         )
         self.sweep_failures = Counter(
             "scorer_sweep_failures",
-            "Sweep failures: a tick that failed (the next tries again), or one contact's.",
+            "Sweep failures: a tick or a partition's sweep that failed (the next tries "
+            "again), or one contact's.",
             ["scope"],
             registry=r,
         )

@@ -441,6 +441,10 @@ class Pipeline:
                 if outcome is None:
                     conflicts.append(change.contact_id)
                     continue
+                if isinstance(outcome, StateFormatError):  # its keys damaged: it alone
+                    failed[change.contact_id] = type(outcome).__name__
+                    result.refused.pop(change.contact_id, None)
+                    continue
                 crossed.extend(crossings)
                 awards.extend(awarded)
                 pending.extend(outcome)

@@ -23,7 +23,9 @@
 -- apart: -2 when the contact expected is gone (expired, or lost), -3 when
 -- Redis holds an older version than the one expected (writes it
 -- acknowledged are gone: a failover, a restart that did not replay them).
--- None of these writes anything. The alerts of this call are
+-- -4 when the contact's keys were not left so by a worker (a key of another
+-- type, a version that is no whole number below 2^53): damaged, this
+-- contact fails alone. None of these writes anything. The alerts of this call are
 -- the caller's to relay; older ones still in the outbox are another relay's
 -- (the batch before, in flight) or the recovery's (see store.py).
 --
@@ -39,18 +41,35 @@ for i = 1, #KEYS / 3 do
   local change, n = ARGV[a + 3], tonumber(ARGV[a + 4])
   local first = a + 5
   a = first + n
-  local current = redis.call('HGET', state, 'v') or '0'
-  if not string.find(current, '^%d+$') then
-    current = ''  -- damaged by hand: refused as a conflict, and the worker's read says why
-  end
   local op = string.sub(change, 1, 1)
   local logged = string.sub(change, 2)
   local refused = 0
-  if current ~= expected then
+  -- A key of another type, or a version that is no whole number below 2^53, was
+  -- not written by a worker (damaged by hand, or another tool): refused before any
+  -- write, as this contact's alone (an error raised here would fail the whole call,
+  -- and a script is not rolled back).
+  local current = redis.pcall('HGET', state, 'v')
+  if type(current) == 'table' then
+    refused = 3
+  else
+    current = current or '0'
+    if not string.find(current, '^%d+$') or #current > 16 or tonumber(current) >= 9007199254740991 then
+      refused = 3
+    elseif n > 0 and redis.pcall('LRANGE', outbox, 0, 0).err then
+      refused = 3
+    end
+  end
+  if refused == 3 then
+    out[i] = -4
+  elseif current ~= expected then
     refused = 1
   elseif op == '+' then
     local colon = string.find(change, ':', 2, true)
-    if redis.call('STRLEN', log) ~= tonumber(string.sub(change, 2, colon - 1)) then
+    local size = redis.pcall('STRLEN', log)
+    if type(size) == 'table' then
+      refused = 3
+      out[i] = -4
+    elseif size ~= tonumber(string.sub(change, 2, colon - 1)) then
       refused = 2
     end
     logged = string.sub(change, colon + 1)
@@ -58,14 +77,14 @@ for i = 1, #KEYS / 3 do
   if refused == 1 then
     if current == '0' then
       out[i] = -2
-    elseif current ~= '' and expected ~= '0' and tonumber(current) < tonumber(expected) then
+    elseif expected ~= '0' and tonumber(current) < tonumber(expected) then
       out[i] = -3
     else
       out[i] = 0
     end
   elseif refused == 2 then
     out[i] = -1
-  else
+  elseif refused == 0 then
     local version = current
     if body ~= '' then
       if current == '0' then

@@ -61,19 +61,32 @@ log = logging.getLogger(__name__)
 #: store.lua's refusals (ints; a write answers its new version): another version than
 #: expected (a conflict); the log to append to is not the one written (written again
 #: whole); and Redis gone back: the contact expected is gone (expired, or lost), or
-#: Redis holds an older version than the one expected (lost).
-CONFLICT, STALE_LOG, GONE, GONE_BACK = 0, -1, -2, -3
+#: Redis holds an older version than the one expected (lost); and the contact's keys
+#: damaged (another type, a version that is no whole number below 2**53).
+CONFLICT, STALE_LOG, GONE, GONE_BACK, DAMAGED = 0, -1, -2, -3, -4
+#: The longest a contact's keys are kept after its last write, in ms (a century).
+_MAX_TTL_MS = 100 * 365 * 86_400_000
+#: What the store answers for a contact whose keys no worker left so (see store.lua).
+_DAMAGED_KEYS = "a key of the contact holds another Redis type than the worker writes"
+_DAMAGED_VERSION = "a stored version that is not a whole number below 2**53 - 1"
 #: How far before its computed expiry a contact found gone still counts as lost: the
 #: TTL was set on Redis's clock a round trip after this machine's.
 _EXPIRY_SLACK_MS = 5_000
 
-#: Read many contacts' (version, state, log) in one call; KEYS: state and log, per contact.
+#: Read many contacts' (version, state, log) in one call; KEYS: state and log, per
+#: contact. A key of another type answers the version ``!`` (an error raised would
+#: fail every contact of the call).
 _READ_MANY = """
 local out = {}
 for i = 1, #KEYS / 2 do
-  local row = redis.call('HMGET', KEYS[2 * i - 1], 'v', 's')
-  row[3] = redis.call('GET', KEYS[2 * i])
-  out[i] = row
+  local row = redis.pcall('HMGET', KEYS[2 * i - 1], 'v', 's')
+  local logged = redis.pcall('GET', KEYS[2 * i])
+  if row.err or (type(logged) == 'table' and logged.err) then
+    out[i] = {'!', false, false}
+  else
+    row[3] = logged
+    out[i] = row
+  end
 end
 return out
 """
@@ -81,7 +94,7 @@ return out
 #: Move partitions' applied positions forward, never back (a late writer loses).
 _ADVANCE = """
 for i = 1, #ARGV, 2 do
-  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1') or -1  -- damaged: none
   if tonumber(ARGV[i + 1]) > current then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
@@ -138,8 +151,9 @@ class PendingAlert:
     payload: bytes
 
 
-#: Per contact written, the alerts its write added (for the relay); None: a conflict.
-Outcome = list[PendingAlert] | None
+#: Per contact written, the alerts its write added (for the relay); None: a conflict;
+#: the error: its keys are damaged (that contact fails alone).
+Outcome = list[PendingAlert] | StateFormatError | None
 
 
 def compact(state: ContactState, dedupe_ms: int, max_ids: int | None) -> None:
@@ -170,6 +184,35 @@ def compact(state: ContactState, dedupe_ms: int, max_ids: int | None) -> None:
         excess = len(state.seen) - max_ids
         if excess > max_ids // 4:
             state.forget_oldest(excess)
+
+
+def _damage(version: bytes | None) -> StateFormatError | None:
+    """Why a contact's keys, as read, are not as a worker leaves them (None: they are).
+
+    A version is a whole number below 2**53 (Lua's numbers are doubles); the
+    read answers ``!`` for a key of another type.
+    """
+    if version is None:
+        return None
+    if version == b"!":
+        return StateFormatError(_DAMAGED_KEYS)
+    if not version.isdigit() or len(version) > 16 or int(version) >= 2**53 - 1:
+        return StateFormatError(_DAMAGED_VERSION)  # (bytes.isdigit: ASCII digits only)
+    return None
+
+
+def _index_refusals(results: Sequence[Any], index: str) -> None:
+    """Log what an index refused (a key of another type, damaged by hand): the
+    contacts are written, and their next write sets their entries again. A
+    lost connection still raises, before this (the batch is tried again)."""
+    refused = [r for r in results if isinstance(r, Exception)]
+    if refused:
+        log.error(
+            "an index refused entries: index=%s count=%d error=%s",
+            index,
+            len(refused),
+            type(refused[0]).__name__,
+        )
 
 
 def _state_and_log(contact_id: str) -> tuple[str, str]:
@@ -267,9 +310,9 @@ class RedisStore:
                 out.append((entry[0], entry[1]))
                 continue
             row = next(fetched)
-            if row[0] is not None and not row[0].isdigit():  # bytes: ASCII digits only
-                # Damaged by hand: this contact fails, not the script call that holds the batch.
-                out.append(("0", StateFormatError("a stored version that is not a whole number")))
+            damage = _damage(row[0])
+            if damage is not None:  # this contact fails, not the call that holds the batch
+                out.append(("0", damage))
                 continue
             version = (row[0] or b"0").decode()
             try:
@@ -360,14 +403,17 @@ class RedisStore:
         """Retention after the last thing that can still change: the latest award expiry."""
         latest = state.latest_expiry() or 0
         seen = max(state.clock or 0, state.swept or 0)
-        return self._ttl_ms + max(0, latest - seen)
+        # At most a century: a state damaged by hand (an expiry near 2**63) would make
+        # PEXPIRE refuse, after the script's first writes.
+        return min(self._ttl_ms + max(0, latest - seen), _MAX_TTL_MS)
 
     async def write(self, changes: Sequence[Change]) -> list[Outcome]:
         """Compare-and-set contacts' states with their alerts, one atomic step per contact.
 
         Per change, in order: the alerts this write added to the contact's
         outbox, or None on a conflict (the contact was written since it was
-        read; nothing of the change is kept). Event ids outside the dedupe
+        read; nothing of the change is kept), or a :class:`StateFormatError`
+        when its keys are damaged (nothing is kept; it fails alone). Event ids outside the dedupe
         window, or past its count, are forgotten (see :func:`compact`)
         before a state is written. The indexes follow with :meth:`index`.
         """
@@ -402,6 +448,9 @@ class RedisStore:
         for change, result, ttl in zip(changes, results, ttls, strict=True):
             cid, state = change.contact_id, change.state
             expires = taken.pop(cid, None)
+            if result == DAMAGED:
+                outcomes.append(StateFormatError(_DAMAGED_KEYS + ", or " + _DAMAGED_VERSION))
+                continue
             if isinstance(result, int):  # refused: read again and scored again
                 if result == GONE_BACK or (
                     result == GONE and expires is not None and now < expires - _EXPIRY_SLACK_MS
@@ -460,34 +509,60 @@ class RedisStore:
         for change in changes:
             if change.alerts and change.changed and change.partition is not None:
                 entries.setdefault(change.partition, {})[change.contact_id] = stamp
-        if len(entries) == 1:
-            [(partition, members)] = entries.items()
-            await self._redis.zadd(outbox_index_key(self.namespace, partition), members)
-        elif entries:
+        if entries:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for partition, members in entries.items():
                     pipe.zadd(outbox_index_key(self.namespace, partition), members)
-                await pipe.execute()
+                _index_refusals(await pipe.execute(raise_on_error=False), "outbox")
 
     async def stranded(self, partition: int, before_us: int, limit: int) -> list[tuple[str, float]]:
         """Contacts entered in a partition's outbox index before ``before_us``, with entries."""
+        key = outbox_index_key(self.namespace, partition)
         found: list[tuple[bytes, float]] = await self._redis.zrangebyscore(  # type: ignore[assignment]
-            outbox_index_key(self.namespace, partition),
+            key,
             "-inf",
             before_us,
             start=0,
             num=limit,
             withscores=True,
         )
-        return [(cid.decode(), score) for cid, score in found]
+        members = await self._contact_ids(key, [cid for cid, _ in found])
+        return [(cid, f[1]) for cid, f in zip(members, found, strict=True) if cid is not None]
+
+    async def _contact_ids(self, key: str, members: list[bytes]) -> list[str | None]:
+        """An index's members as contact ids; one not UTF-8 is none (None), taken out of it.
+
+        No worker writes one: a member damaged by hand would otherwise stop
+        the recovery or the sweep of its partition, tick after tick.
+        """
+        try:
+            return [m.decode() for m in members]
+        except UnicodeDecodeError:
+            out: list[str | None] = []
+            for m in members:
+                try:
+                    out.append(m.decode())
+                except UnicodeDecodeError:
+                    out.append(None)
+            bad = [m for m, cid in zip(members, out, strict=True) if cid is None]
+            log.warning("members that are not contact ids removed: key=%s count=%d", key, len(bad))
+            await self._redis.zrem(key, *bad)
+            return out
 
     async def outboxes(self, contacts: Sequence[str]) -> list[list[bytes]]:
         """The alerts in each contact's outbox, oldest first."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for cid in contacts:
                 pipe.lrange(contact_keys(cid)[1], 0, -1)
-            rows: list[list[bytes]] = await pipe.execute()
-        return rows
+            rows: list[list[bytes] | Exception] = await pipe.execute(raise_on_error=False)
+        if any(isinstance(row, Exception) for row in rows):
+            # An outbox of another type (damaged by hand; its contact's writes are refused):
+            # empty here, so that its entry leaves the index instead of stopping the recovery.
+            log.warning(
+                "outboxes that are not lists: count=%d",
+                sum(1 for r in rows if isinstance(r, Exception)),
+            )
+        return [row if isinstance(row, list) else [] for row in rows]
 
     async def outbox_entries(self, partition: int, contacts: Sequence[str]) -> list[float | None]:
         """The contacts' entries in a partition's outbox index now (None: not there)."""
@@ -514,7 +589,7 @@ class RedisStore:
         outboxes: dict[int, dict[str, int]] = {}
         stamp = time.time_ns() // 1000
         for change, outcome in zip(changes, outcomes, strict=True):
-            if outcome is None:
+            if not isinstance(outcome, list):  # not written
                 continue
             cid, state = change.contact_id, change.state
             if outcome and change.partition is not None:
@@ -539,14 +614,15 @@ class RedisStore:
                     pipe.zrem(due_key(self.namespace, partition), *cids)
                 for name, scores in boards.items():
                     pipe.zadd(board_key(self.namespace, name), scores)
-                await pipe.execute()
+                _index_refusals(await pipe.execute(raise_on_error=False), "expiry or leaderboard")
 
     async def due(self, partition: int, now_ms: int, limit: int) -> list[str]:
         """Up to ``limit`` contacts of a partition whose next expiry is at or before now."""
+        key = due_key(self.namespace, partition)
         found: list[bytes] = await self._redis.zrangebyscore(  # type: ignore[assignment]
-            due_key(self.namespace, partition), "-inf", now_ms, start=0, num=limit
+            key, "-inf", now_ms, start=0, num=limit
         )
-        return [c.decode() for c in found]
+        return [cid for cid in await self._contact_ids(key, found) if cid is not None]
 
     async def forget_due(self, partition: int, contacts: Sequence[str]) -> None:
         """Take contacts out of a partition's expiry index (their next write puts them back)."""
@@ -563,14 +639,21 @@ class RedisStore:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for alert in alerts:
-                pipe.lrem(contact_keys(alert.contact_id)[1], 1, alert.payload.decode())
+                # The bytes as read (redis-py sends bytes as they are; its stub says str).
+                pipe.lrem(contact_keys(alert.contact_id)[1], 1, alert.payload)  # type: ignore[arg-type]
             await pipe.execute()
 
     async def applied(self, group: str, topic: str) -> dict[int, int]:
         """The next offset to apply, per partition, as recorded after each finished batch."""
         key = progress_key(group, topic)
         raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
-        return {int(p): int(o) for p, o in raw.items()}
+        out = {}
+        for p, o in raw.items():
+            if p.isdigit() and o.isdigit() and len(p) < 10 and len(o) < 19:
+                out[int(p)] = int(o)
+            else:  # damaged by hand: as if not recorded (the committed offset counts)
+                log.warning("an applied position that is not a position, ignored: key=%s", key)
+        return out
 
     async def record_applied(self, group: str, topic: str, positions: Mapping[int, int]) -> None:
         """Record that every offset below ``positions[p]`` of partition ``p`` is applied."""
@@ -600,7 +683,9 @@ class RedisStore:
             if not ranked:
                 break
             start += len(ranked)
-            cids = [raw.decode() for raw in ranked]
+            members = await self._contact_ids(key, ranked)
+            cids = [cid for cid in members if cid is not None]
+            start -= len(ranked) - len(cids)  # taken out of the board
             rows = await self._fetch(cids)  # a state and its log as one write left them
             gone = []
             for cid, (_, body, logged) in zip(cids, rows, strict=True):
@@ -629,7 +714,10 @@ class RedisStore:
 
     async def read_state(self, contact_id: str) -> ContactState | None:
         """A contact's state as Redis holds it now (not from the cache); None if unknown."""
-        ((_, body, logged),) = await self._fetch([contact_id])
+        ((version, body, logged),) = await self._fetch([contact_id])
+        damage = _damage(version)
+        if damage is not None:
+            raise damage
         return None if body is None else self._decode(body, logged)
 
     async def ping(self) -> bool:

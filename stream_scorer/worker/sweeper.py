@@ -43,18 +43,30 @@ class Sweeper:
         now = now_ms()
         total = 0
         for partition in partitions:
-            total += await self.relay.recover(partition, RECOVERY_GRACE_SECONDS)
-            for _ in range(MAX_ROUNDS):  # a bounded catch-up; the next tick continues
-                pending = await retry(
-                    "redis.sweep",
-                    partial(self.sweep_partition, partition, now),
-                    self._max_backoff,
-                    health=self.pipeline.health,
+            try:
+                total += await self._sweep_one(partition, now)
+            except Exception as exc:  # that partition's alone: the others are swept
+                log.warning(
+                    "sweep of a partition failed: partition=%d error=%s",
+                    partition,
+                    type(exc).__name__,
                 )
-                await self.relay.publish(pending, "sweep")
-                total += len(pending)
-                if not await self.store.has_due(partition, now):
-                    break
+                self.pipeline.metrics.sweep_failures.labels("partition").inc()
+        return total
+
+    async def _sweep_one(self, partition: int, now: int) -> int:
+        total = await self.relay.recover(partition, RECOVERY_GRACE_SECONDS)
+        for _ in range(MAX_ROUNDS):  # a bounded catch-up; the next tick continues
+            pending = await retry(
+                "redis.sweep",
+                partial(self.sweep_partition, partition, now),
+                self._max_backoff,
+                health=self.pipeline.health,
+            )
+            await self.relay.publish(pending, "sweep")
+            total += len(pending)
+            if not await self.store.has_due(partition, now):
+                break
         return total
 
     async def sweep_partition(

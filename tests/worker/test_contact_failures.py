@@ -2,29 +2,38 @@
 
 The engine is made to raise for one contact (fault injection: the engine
 itself does not fail on any input the decoder accepts, which
-tests/test_decoding_total.py shows); Kafka and Redis are real.
+tests/test_decoding_total.py shows), or its keys in Redis are damaged (by
+hand, or by another tool); Kafka and Redis are real.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from stream_scorer.errors import StateFormatError
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.scoring.codec import decode_state, encode_state
 from stream_scorer.settings import Settings
 from stream_scorer.worker import pipeline as pipeline_module
-from stream_scorer.worker.keys import contact_keys, due_key
+from stream_scorer.worker.keys import (
+    board_key,
+    contact_keys,
+    due_key,
+    outbox_index_key,
+    progress_key,
+)
 from stream_scorer.worker.metrics import Metrics
 from stream_scorer.worker.pipeline import Message, Pipeline
 from stream_scorer.worker.relay import Relay
-from stream_scorer.worker.store import RedisStore
+from stream_scorer.worker.store import Change, PendingAlert, RedisStore
 from stream_scorer.worker.sweeper import Sweeper
 
 from ..support.scenario import make_stream
@@ -65,6 +74,24 @@ def collecting_pipeline(settings: Settings, store: RedisStore) -> tuple[Pipeline
     return Pipeline(settings, MODEL, store, dead_letter, Metrics()), dead
 
 
+def assert_dead_lettered(dead: DeadLetters, event_ids: Iterable[str], detail: bytes) -> None:
+    """The dead letters are exactly these events, each an internal error with ``detail``."""
+    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(event_ids)
+    assert {h["reason"] for _, h in dead} == {b"internal_error"}
+    assert {h["detail"] for _, h in dead} == {detail}
+
+
+async def assert_scored_as_replay(
+    store: RedisStore, events: list[Event], without: str | None = BAD
+) -> None:
+    """Every contact of ``events`` but ``without`` is stored as the engine replays it."""
+    expected, _ = replay([e for e in events if e.contact_id != without], MODEL)
+    for cid, state in expected.items():
+        got = await store.read_state(cid)
+        assert got is not None
+        assert got.to_json() == state.to_json(), cid
+
+
 def on_partition_0(settings: Settings, events: list[Event]) -> list[Message]:
     """Events as the worker's raw messages of partition 0, in order."""
     return [
@@ -99,17 +126,9 @@ async def test_an_engine_failure_dead_letters_that_contacts_events_only(
     await pipeline.run(messages)
 
     bad_events = [e for e in events if e.contact_id == BAD]
-    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
-        e.event_id for e in bad_events
-    )
-    assert {h["reason"] for _, h in dead} == {b"internal_error"}
-    assert {h["detail"] for _, h in dead} == {b"OverflowError"}
+    assert_dead_lettered(dead, (e.event_id for e in bad_events), b"OverflowError")
     assert await store.read_state(BAD) is None, "nothing of the failed contact was written"
-    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
-    for cid, state in expected.items():
-        got = await store.read_state(cid)
-        assert got is not None
-        assert got.to_json() == state.to_json(), cid
+    await assert_scored_as_replay(store, events)
 
 
 async def test_a_sweep_failure_for_one_contact_leaves_the_others_swept(
@@ -190,11 +209,7 @@ async def test_a_gathered_batch_goes_to_redis_in_chunks_and_a_failed_chunk_affec
     assert len(sizes) > 1, "the batch went to Redis in one piece"
     (failed_chunk,) = [chunk for chunk in sizes if BAD in chunk]
     lost = [e for e in events if e.contact_id in failed_chunk]
-    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
-        e.event_id for e in lost
-    )
-    assert {h["reason"] for _, h in dead} == {b"internal_error"}
-    assert {h["detail"] for _, h in dead} == {b"ResponseError"}
+    assert_dead_lettered(dead, (e.event_id for e in lost), b"ResponseError")
     written = sorted({e.contact_id for e in events} - failed_chunk)
     assert written, "the other chunks' contacts are written"
     expected, _ = replay(
@@ -217,17 +232,11 @@ async def test_a_state_that_cannot_be_read_affects_that_contact_only(
     messages = on_partition_0(settings, events)
     await pipeline.run(messages)
 
-    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
-        e.event_id for e in events if e.contact_id == BAD
+    assert_dead_lettered(
+        dead, (e.event_id for e in events if e.contact_id == BAD), b"StateFormatError"
     )
-    assert {h["reason"] for _, h in dead} == {b"internal_error"}
-    assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
     assert await redis_client.hget(contact_keys(BAD)[0], "s") == b"\x09future", "left as it was"
-    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
-    for cid, state in expected.items():
-        got = await store.read_state(cid)
-        assert got is not None
-        assert got.to_json() == state.to_json(), cid
+    await assert_scored_as_replay(store, events)
 
 
 @pytest.mark.parametrize("version", [b"x7", b"", b"\xff", b"7.5", b"-3"])
@@ -243,16 +252,11 @@ async def test_a_damaged_version_affects_that_contact_only(
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
     await pipeline.run(on_partition_0(settings, events))
 
-    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(
-        e.event_id for e in events if e.contact_id == BAD
+    assert_dead_lettered(
+        dead, (e.event_id for e in events if e.contact_id == BAD), b"StateFormatError"
     )
-    assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
     assert await redis_client.hget(contact_keys(BAD)[0], "v") == version, "left as it was"
-    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
-    for cid, state in expected.items():
-        got = await store.read_state(cid)
-        assert got is not None
-        assert got.to_json() == state.to_json(), cid
+    await assert_scored_as_replay(store, events)
 
 
 async def test_a_version_damaged_while_the_worker_holds_the_contact_affects_it_only(
@@ -273,10 +277,162 @@ async def test_a_version_damaged_while_the_worker_holds_the_contact_affects_it_o
     await redis_client.hset(contact_keys(BAD)[0], "v", "damaged")
     await pipeline.run(messages[half:])
 
-    assert sorted(json.loads(v or b"")["event_id"] for v, _ in dead) == sorted(later)
-    assert {h["detail"] for _, h in dead} == {b"StateFormatError"}
-    expected, _ = replay([e for e in events if e.contact_id != BAD], MODEL)
-    for cid, state in expected.items():
-        got = await store.read_state(cid)
-        assert got is not None
-        assert got.to_json() == state.to_json(), cid
+    assert_dead_lettered(dead, later, b"StateFormatError")
+    await assert_scored_as_replay(store, events)
+
+
+def _alerts_of(pending: list[PendingAlert]) -> set[str]:
+    return {a.contact_id for a in pending}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["state-is-a-string", "log-is-a-list", "version-past-2**53", "outbox-is-a-string"],
+)
+async def test_damaged_keys_affect_that_contact_only(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis, damage: str
+) -> None:
+    # Keys no worker leaves so (by hand, or another tool in the same Redis). Each is
+    # refused as that contact's alone, before anything of it is written: an error
+    # raised in the read or the write script would fail every contact of the call,
+    # and a script that raised after its first writes is not rolled back.
+    settings, store = fresh
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    _, crossings = replay(events, MODEL)
+    assert any(c.contact_id == BAD for c in crossings), "the contact crosses: it has alerts"
+    state_key, outbox_key, log_key = contact_keys(BAD)
+    readable = encode_state(decode_state(b'{"clock": 5}', MODEL))
+    if damage == "state-is-a-string":
+        await redis_client.set(state_key, b"not a hash")
+    elif damage == "log-is-a-list":
+        await redis_client.hset(state_key, mapping={"v": "7", "s": readable})
+        await redis_client.rpush(log_key, b"not a string")
+    elif damage == "version-past-2**53":
+        await redis_client.hset(state_key, mapping={"v": str(2**53), "s": readable})
+    else:
+        await redis_client.set(outbox_key, b"not a list")
+    before = {k: await redis_client.dump(k) for k in contact_keys(BAD)}
+    pipeline, dead = collecting_pipeline(settings, store)
+    pending = await pipeline.run(on_partition_0(settings, events))
+
+    assert_dead_lettered(
+        dead, (e.event_id for e in events if e.contact_id == BAD), b"StateFormatError"
+    )
+    assert {k: await redis_client.dump(k) for k in contact_keys(BAD)} == before, "left as it was"
+    assert BAD not in _alerts_of(pending)
+    assert _alerts_of(pending) == {c.contact_id for c in crossings} - {BAD}
+    await assert_scored_as_replay(store, events)
+    if damage == "outbox-is-a-string":  # its state was never written; the outbox reads empty
+        assert await store.read_state(BAD) is None
+        assert await store.outboxes([BAD]) == [[]]
+    else:
+        with pytest.raises(StateFormatError):
+            await store.read_state(BAD)
+
+
+async def test_a_state_key_replaced_while_the_worker_holds_the_contact_affects_it_only(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    # Written from the cache (no read): the write script finds the other type.
+    settings, store = fresh
+    pipeline, dead = collecting_pipeline(settings, store)
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    half = len(events) // 2
+    later = [e.event_id for e in events[half:] if e.contact_id == BAD]
+    assert later, "the contact has events in the second half"
+    messages = on_partition_0(settings, events)
+    await pipeline.run(messages[:half])
+    await redis_client.delete(contact_keys(BAD)[0])
+    await redis_client.rpush(contact_keys(BAD)[0], b"a list now")
+    await pipeline.run(messages[half:])
+
+    assert_dead_lettered(dead, later, b"StateFormatError")
+    await assert_scored_as_replay(store, events)
+
+
+async def test_damaged_indexes_and_progress_do_not_stop_the_worker(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    settings, store = fresh
+    ns = store.namespace
+    # Index members that are no contact ids (not UTF-8): skipped and taken out.
+    for key in (outbox_index_key(ns, 0), due_key(ns, 0), board_key(ns, "engagement")):
+        await redis_client.zadd(key, {b"\xff\xfe": 1, b"c-1": 2})
+    assert await store.stranded(0, 10**18, 10) == [("c-1", 2.0)]
+    assert await store.due(0, 10**18, 10) == ["c-1"]
+    assert await store.leaderboard("engagement", 10) == []  # c-1 has no state: dropped too
+    for key in (outbox_index_key(ns, 0), due_key(ns, 0)):
+        assert await redis_client.zrange(key, 0, -1) == [b"c-1"], key
+    assert await redis_client.zrange(board_key(ns, "engagement"), 0, -1) == []
+    # An alert that is not UTF-8 is taken out of its outbox once relayed.
+    await redis_client.rpush(contact_keys("c-1")[1], b"\xff alert", b"{}")
+    await store.mark_relayed([PendingAlert("c-1", b"\xff alert")])
+    assert await redis_client.lrange(contact_keys("c-1")[1], 0, -1) == [b"{}"]
+    # An applied position that is not one counts as not recorded, and is repaired.
+    group, topic = "g", settings.events_topic
+    await redis_client.hset(
+        progress_key(group, topic), mapping={"0": "abc", "1": "-3", "x": "5", "2": "40"}
+    )
+    assert await store.applied(group, topic) == {2: 40}
+    await store.record_applied(group, topic, {0: 12, 2: 41})
+    assert await store.applied(group, topic) == {0: 12, 2: 41}
+    # An index of another type refuses its entries; the contacts are still written.
+    await redis_client.set(due_key(ns, 0), b"not a sorted set")
+    await redis_client.set(board_key(ns, "engagement"), b"not a sorted set")
+    pipeline, dead = collecting_pipeline(settings, store)
+    events = [e for e in make_stream(MODEL, 8, 120, seed=7) if e.type in MODEL.event_types]
+    await pipeline.run(on_partition_0(settings, events))
+    assert not dead
+    await assert_scored_as_replay(store, events, without=None)
+
+
+async def test_the_write_script_refuses_a_version_past_2_53_even_when_expected(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    # The read refuses it first; the script does too, as a doubled guard: Lua's numbers
+    # are doubles, and 2**53 + 1 would be written back as 2**53, then never change.
+    _, store = fresh
+    state = decode_state(b'{"clock": 5}', MODEL)
+    for version in (str(2**53), "1" * 17):
+        await redis_client.hset(contact_keys(BAD)[0], mapping={"v": version, "s": b"x"})
+        change = Change(BAD, version, state, True, [], 0)
+        (outcome,) = await store.write([change])
+        assert isinstance(outcome, StateFormatError), version
+        assert await redis_client.hget(contact_keys(BAD)[0], "v") == version.encode()
+
+
+async def test_a_partition_whose_sweep_fails_leaves_the_others_swept(
+    fresh: tuple[Settings, RedisStore],
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, store = fresh
+
+    async def no_dead_letters(*args: object) -> None:
+        raise AssertionError("valid events are never dead-lettered")
+
+    async def send_alert(key: bytes, value: bytes) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    metrics = Metrics()
+    pipeline = Pipeline(settings, MODEL, store, no_dead_letters, metrics)
+    relay = Relay(store, send_alert, metrics, 1.0)
+    sweeper = Sweeper(store, pipeline, relay, 1.0)
+    events = [e for e in make_stream(MODEL, 8, 300, seed=6) if e.type in MODEL.event_types]
+    contacts = sorted({e.contact_id for e in events})
+    partitions = {cid: i % 2 for i, cid in enumerate(contacts)}
+    applied = await pipeline.apply(events, partitions)
+    await relay.publish(applied.pending)
+    due_1 = {c.decode() for c in await redis_client.zrange(due_key(store.namespace, 1), 0, -1)}
+    assert due_1, "partition 1 has contacts to sweep"
+    # Partition 0's outbox index damaged (another type): its recovery fails at every tick.
+    await redis_client.set(outbox_index_key(store.namespace, 0), b"not a sorted set")
+    monkeypatch.setattr("stream_scorer.worker.sweeper.now_ms", lambda: 4_102_444_800_000)
+    await sweeper.sweep([0, 1])
+    for cid in due_1:
+        state = await store.read_state(cid)
+        assert state is not None
+        assert state.swept == 4_102_444_800_000, cid
+    assert b'scorer_sweep_failures_total{scope="partition"} 1.0' in metrics.render()

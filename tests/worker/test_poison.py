@@ -17,11 +17,20 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from stream_scorer.scoring import load_model, replay
+from stream_scorer.worker.keys import outbox_index_key
 from stream_scorer.worker.store import RedisStore
 
 from ..support.scenario import make_stream
 from ..support.services import Services
-from ..support.workers import Worker, encoded, make_worker, read_topic, wait_until_scored
+from ..support.workers import (
+    Worker,
+    assert_scored_like_engine,
+    encoded,
+    make_worker,
+    produce,
+    read_topic,
+    wait_until_scored,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +133,24 @@ async def test_poison_among_good_events_is_dead_lettered_and_the_rest_scored(
         assert headers["detail"]
     assert proc.poll() is None, "the worker stopped"
     assert "Traceback" not in worker.tail(400_000)
+
+
+async def test_damaged_outbox_indexes_do_not_stop_the_worker(
+    services: Services, tmp_path: Path, worker_factory: list[Worker], redis_client: aioredis.Redis
+) -> None:
+    # Every partition's outbox index holds another type (by hand, or another tool): the
+    # recovery at assignment is refused and logged, the worker starts and scores.
+    await redis_client.flushdb()
+    worker = make_worker(worker_factory, services, tmp_path)
+    for partition in range(worker.settings.topic_partitions):
+        key = outbox_index_key(worker.settings.events_topic, partition)
+        await redis_client.set(key, b"not a sorted set")
+    events = [e for e in make_stream(MODEL, 20, 200, seed=32) if e.type in MODEL.event_types]
+    proc = worker.start()
+    await produce(worker.settings, encoded(events))
+    await assert_scored_like_engine(worker.settings, redis_client, MODEL, events)
+    log = worker.tail(400_000)
+    assert "outbox recovery refused" in log
+    assert "an index refused entries: index=outbox" in log
+    assert proc.poll() is None, "the worker stopped"
+    assert "Traceback" not in log
