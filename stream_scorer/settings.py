@@ -225,7 +225,10 @@ class Settings(BaseSettings):
         ),
     )
     contact_ttl_days: float = Field(
-        default=180, gt=0, description="Days an idle contact's keys live in Redis."
+        default=180,
+        gt=0,
+        le=36_500,
+        description="Days an idle contact's keys live in Redis (at most a century).",
     )
     dedupe_days: float = Field(
         default=30, gt=0, description="Days a contact remembers event ids to ignore repeats."

@@ -121,6 +121,14 @@ def test_a_redis_url_redis_py_would_read_otherwise_is_refused(url: str, problem:
     assert load_settings(redis_url="unix:///run/redis.sock?db=2").redis_url.endswith("db=2")
 
 
+def test_a_contact_ttl_past_a_century_is_refused() -> None:
+    """At most a century, as a model's durations are: past it is a typo, and far past it
+    Redis would refuse every write's expiry. Refused at start, naming the variable."""
+    assert load_settings(contact_ttl_days=36_500).contact_ttl_seconds == 36_500 * 86_400
+    with pytest.raises(ConfigError, match="SCORER_CONTACT_TTL_DAYS"):
+        load_settings(contact_ttl_days=36_501)
+
+
 @pytest.mark.parametrize("given", ["debug", "Warning", "ERROR"])
 def test_log_level_is_uppercased(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
     monkeypatch.setenv("SCORER_LOG_LEVEL", given)

@@ -33,6 +33,25 @@
 -- that a contact whose keys expired and were created again never repeats a
 -- version a worker may still hold in memory.
 
+-- Two passes: every contact is checked before anything is written, so that an
+-- error in the checks (a refused command, a cluster that moved a slot) fails
+-- the call whole, with nothing written.
+
+-- A command's reply, or nil when the key holds another type than the worker
+-- writes (WRONGTYPE: damaged by hand, or by another tool); any other error
+-- ends the call, before any write.
+local function read(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      return nil
+    end
+    return redis.error_reply(reply.err)
+  end
+  return reply
+end
+
+local todo = {}
 local out = {}
 local a = 1
 for i = 1, #KEYS / 3 do
@@ -43,38 +62,30 @@ for i = 1, #KEYS / 3 do
   a = first + n
   local op = string.sub(change, 1, 1)
   local logged = string.sub(change, 2)
-  local refused = 0
-  -- A key of another type, or a version that is no whole number below 2^53, was
-  -- not written by a worker (damaged by hand, or another tool): refused before any
-  -- write, as this contact's alone (an error raised here would fail the whole call,
-  -- and a script is not rolled back).
-  local current = redis.pcall('HGET', state, 'v')
+  -- A key of another type, or a version that is no whole number below 2^53 - 1
+  -- (Lua's numbers are doubles), was not left so by a worker: this contact's alone.
+  local damaged = false
+  local current = read('HGET', state, 'v')
   if type(current) == 'table' then
-    refused = 3
+    return current  -- another error: the call fails, nothing written
+  elseif current == nil then
+    damaged = true
   else
     current = current or '0'
-    if not string.find(current, '^%d+$') or #current > 16 or tonumber(current) >= 9007199254740991 then
-      refused = 3
-    elseif n > 0 and redis.pcall('LRANGE', outbox, 0, 0).err then
-      refused = 3
+    damaged = not string.find(current, '^%d+$') or #current > 16
+      or tonumber(current) >= 9007199254740991
+    if not damaged and n > 0 then
+      local head = read('LRANGE', outbox, 0, 0)
+      if head == nil then
+        damaged = true
+      elseif head.err then
+        return head
+      end
     end
   end
-  if refused == 3 then
+  if damaged then
     out[i] = -4
   elseif current ~= expected then
-    refused = 1
-  elseif op == '+' then
-    local colon = string.find(change, ':', 2, true)
-    local size = redis.pcall('STRLEN', log)
-    if type(size) == 'table' then
-      refused = 3
-      out[i] = -4
-    elseif size ~= tonumber(string.sub(change, 2, colon - 1)) then
-      refused = 2
-    end
-    logged = string.sub(change, colon + 1)
-  end
-  if refused == 1 then
     if current == '0' then
       out[i] = -2
     elseif expected ~= '0' and tonumber(current) < tonumber(expected) then
@@ -82,40 +93,59 @@ for i = 1, #KEYS / 3 do
     else
       out[i] = 0
     end
-  elseif refused == 2 then
-    out[i] = -1
-  elseif refused == 0 then
-    local version = current
-    if body ~= '' then
-      if current == '0' then
-        local now = redis.call('TIME')
-        version = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  else
+    if op == '+' then
+      local colon = string.find(change, ':', 2, true)
+      local size = read('STRLEN', log)
+      if size == nil then
+        out[i] = -4
+      elseif type(size) == 'table' then
+        return size
+      elseif size ~= tonumber(string.sub(change, 2, colon - 1)) then
+        out[i] = -1
+      end
+      logged = string.sub(change, colon + 1)
+    end
+    if out[i] == nil then
+      out[i] = current
+      todo[#todo + 1] = {i, state, outbox, log, body, ttl, op, logged, first, n, current}
+    end
+  end
+end
+
+for _, t in ipairs(todo) do
+  local i, state, outbox, log, body, ttl, op, logged, first, n, current =
+    t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]
+  if body ~= '' then
+    local version
+    if current == '0' then
+      local now = redis.call('TIME')
+      version = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+    else
+      version = string.format('%d', tonumber(current) + 1)
+    end
+    redis.call('HSET', state, 'v', version, 's', body)
+    redis.call('PEXPIRE', state, ttl)
+    if op == '=' then
+      if logged == '' then
+        redis.call('DEL', log)
       else
-        version = string.format('%d', tonumber(current) + 1)
+        redis.call('SET', log, logged, 'PX', ttl)
       end
-      redis.call('HSET', state, 'v', version, 's', body)
-      redis.call('PEXPIRE', state, ttl)
-      if op == '=' then
-        if logged == '' then
-          redis.call('DEL', log)
-        else
-          redis.call('SET', log, logged, 'PX', ttl)
-        end
-      elseif op == '+' then
-        -- The log lives exactly as long as the state that counts its chunks.
-        if logged ~= '' then
-          redis.call('APPEND', log, logged)
-        end
-        redis.call('PEXPIRE', log, ttl)
+    elseif op == '+' then
+      -- The log lives exactly as long as the state that counts its chunks.
+      if logged ~= '' then
+        redis.call('APPEND', log, logged)
       end
-      if n > 0 then
-        -- An outbox lives as long as its newest alert needs: a write without
-        -- alerts leaves it alone (the relay empties it within seconds).
-        for j = first, first + n - 1 do
-          redis.call('RPUSH', outbox, ARGV[j])
-        end
-        redis.call('PEXPIRE', outbox, ttl)
+      redis.call('PEXPIRE', log, ttl)
+    end
+    if n > 0 then
+      -- An outbox lives as long as its newest alert needs: a write without
+      -- alerts leaves it alone (the relay empties it within seconds).
+      for j = first, first + n - 1 do
+        redis.call('RPUSH', outbox, ARGV[j])
       end
+      redis.call('PEXPIRE', outbox, ttl)
     end
     out[i] = version
   end

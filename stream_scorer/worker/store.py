@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from stream_scorer.connections.redis import RedisClient
 from stream_scorer.scoring import ContactState, ScoringModel
@@ -47,6 +47,7 @@ from stream_scorer.scoring.codec import (
     encode_write,
     rewrite_log,
 )
+from stream_scorer.scoring.model.spec import MAX_DURATION_MS
 from stream_scorer.worker.keys import (
     board_key,
     contact_keys,
@@ -64,8 +65,6 @@ log = logging.getLogger(__name__)
 #: Redis holds an older version than the one expected (lost); and the contact's keys
 #: damaged (another type, a version that is no whole number below 2**53).
 CONFLICT, STALE_LOG, GONE, GONE_BACK, DAMAGED = 0, -1, -2, -3, -4
-#: The longest a contact's keys are kept after its last write, in ms (a century).
-_MAX_TTL_MS = 100 * 365 * 86_400_000
 #: What the store answers for a contact whose keys no worker left so (see store.lua).
 _DAMAGED_KEYS = "a key of the contact holds another Redis type than the worker writes"
 _DAMAGED_VERSION = "a stored version that is not a whole number below 2**53 - 1"
@@ -74,14 +73,23 @@ _DAMAGED_VERSION = "a stored version that is not a whole number below 2**53 - 1"
 _EXPIRY_SLACK_MS = 5_000
 
 #: Read many contacts' (version, state, log) in one call; KEYS: state and log, per
-#: contact. A key of another type answers the version ``!`` (an error raised would
-#: fail every contact of the call).
+#: contact. A key of another type (WRONGTYPE) answers the version ``!``, that
+#: contact's alone; any other error fails the call, as every error did before.
 _READ_MANY = """
+local function wrongtype(reply)
+  if type(reply) == 'table' and reply.err then
+    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      return true
+    end
+    error(reply)
+  end
+  return false
+end
 local out = {}
 for i = 1, #KEYS / 2 do
   local row = redis.pcall('HMGET', KEYS[2 * i - 1], 'v', 's')
   local logged = redis.pcall('GET', KEYS[2 * i])
-  if row.err or (type(logged) == 'table' and logged.err) then
+  if wrongtype(row) or wrongtype(logged) then
     out[i] = {'!', false, false}
   else
     row[3] = logged
@@ -94,7 +102,11 @@ return out
 #: Move partitions' applied positions forward, never back (a late writer loses).
 _ADVANCE = """
 for i = 1, #ARGV, 2 do
-  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1') or -1  -- damaged: none
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  local current = -1  -- none, or damaged (as applied() reads it): written again
+  if raw and string.find(raw, '^%d+$') and #raw < 19 then
+    current = tonumber(raw)
+  end
   if tonumber(ARGV[i + 1]) > current then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
@@ -201,18 +213,22 @@ def _damage(version: bytes | None) -> StateFormatError | None:
     return None
 
 
+def _wrongtype(error: Exception) -> bool:
+    """Whether Redis refused a command for a key of another type (damaged, not away)."""
+    return isinstance(error, ResponseError) and str(error).startswith("WRONGTYPE")
+
+
 def _index_refusals(results: Sequence[Any], index: str) -> None:
-    """Log what an index refused (a key of another type, damaged by hand): the
-    contacts are written, and their next write sets their entries again. A
-    lost connection still raises, before this (the batch is tried again)."""
-    refused = [r for r in results if isinstance(r, Exception)]
-    if refused:
-        log.error(
-            "an index refused entries: index=%s count=%d error=%s",
-            index,
-            len(refused),
-            type(refused[0]).__name__,
-        )
+    """Log what an index refused for holding another type (damaged by hand): the
+    contacts are written, and their next write sets their entries again. Any
+    other error (Redis away, out of memory, a failover) is raised: the batch is
+    tried again, and sets the indexes."""
+    errors = [r for r in results if isinstance(r, Exception)]
+    for error in errors:
+        if not _wrongtype(error):
+            raise error
+    if errors:
+        log.error("an index refused entries: index=%s count=%d error=WRONGTYPE", index, len(errors))
 
 
 def _state_and_log(contact_id: str) -> tuple[str, str]:
@@ -403,9 +419,9 @@ class RedisStore:
         """Retention after the last thing that can still change: the latest award expiry."""
         latest = state.latest_expiry() or 0
         seen = max(state.clock or 0, state.swept or 0)
-        # At most a century: a state damaged by hand (an expiry near 2**63) would make
-        # PEXPIRE refuse, after the script's first writes.
-        return min(self._ttl_ms + max(0, latest - seen), _MAX_TTL_MS)
+        # The horizon at most a model's longest duration: a state damaged by hand (an
+        # expiry near 2**63) would make PEXPIRE refuse.
+        return self._ttl_ms + min(max(0, latest - seen), MAX_DURATION_MS)
 
     async def write(self, changes: Sequence[Change]) -> list[Outcome]:
         """Compare-and-set contacts' states with their alerts, one atomic step per contact.
@@ -555,13 +571,14 @@ class RedisStore:
             for cid in contacts:
                 pipe.lrange(contact_keys(cid)[1], 0, -1)
             rows: list[list[bytes] | Exception] = await pipe.execute(raise_on_error=False)
-        if any(isinstance(row, Exception) for row in rows):
+        errors = [row for row in rows if isinstance(row, Exception)]
+        for error in errors:
+            if not _wrongtype(error):
+                raise error  # Redis away: the recovery is tried again, the entry kept
+        if errors:
             # An outbox of another type (damaged by hand; its contact's writes are refused):
             # empty here, so that its entry leaves the index instead of stopping the recovery.
-            log.warning(
-                "outboxes that are not lists: count=%d",
-                sum(1 for r in rows if isinstance(r, Exception)),
-            )
+            log.warning("outboxes that are not lists: count=%d", len(errors))
         return [row if isinstance(row, list) else [] for row in rows]
 
     async def outbox_entries(self, partition: int, contacts: Sequence[str]) -> list[float | None]:
@@ -688,8 +705,11 @@ class RedisStore:
             start -= len(ranked) - len(cids)  # taken out of the board
             rows = await self._fetch(cids)  # a state and its log as one write left them
             gone = []
-            for cid, (_, body, logged) in zip(cids, rows, strict=True):
-                if body is None:
+            for cid, (version, body, logged) in zip(cids, rows, strict=True):
+                damage = _damage(version)
+                if damage is not None:  # skipped, kept: ranked again once repaired
+                    log.warning("a ranked contact's state cannot be read: %s", damage)
+                elif body is None:
                     gone.append(cid)
                 elif len(out) < limit:
                     try:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from stream_scorer.connections.redis import WORKER_ACL_RULES
 from stream_scorer.errors import StateFormatError
 from stream_scorer.events import Event
 from stream_scorer.scoring import load_model, replay
 from stream_scorer.scoring.codec import decode_state, encode_state
+from stream_scorer.scoring.model.spec import MAX_DURATION_MS
 from stream_scorer.settings import Settings
 from stream_scorer.worker import pipeline as pipeline_module
 from stream_scorer.worker.keys import (
@@ -371,11 +373,12 @@ async def test_damaged_indexes_and_progress_do_not_stop_the_worker(
     # An applied position that is not one counts as not recorded, and is repaired.
     group, topic = "g", settings.events_topic
     await redis_client.hset(
-        progress_key(group, topic), mapping={"0": "abc", "1": "-3", "x": "5", "2": "40"}
+        progress_key(group, topic),
+        mapping={"0": "abc", "1": "-3", "x": "5", "2": "40", "3": "1e300"},
     )
     assert await store.applied(group, topic) == {2: 40}
-    await store.record_applied(group, topic, {0: 12, 2: 41})
-    assert await store.applied(group, topic) == {0: 12, 2: 41}
+    await store.record_applied(group, topic, {0: 12, 2: 41, 3: 7})
+    assert await store.applied(group, topic) == {0: 12, 2: 41, 3: 7}
     # An index of another type refuses its entries; the contacts are still written.
     await redis_client.set(due_key(ns, 0), b"not a sorted set")
     await redis_client.set(board_key(ns, "engagement"), b"not a sorted set")
@@ -436,3 +439,83 @@ async def test_a_partition_whose_sweep_fails_leaves_the_others_swept(
         assert state is not None
         assert state.swept == 4_102_444_800_000, cid
     assert b'scorer_sweep_failures_total{scope="partition"} 1.0' in metrics.render()
+
+
+async def test_the_leaderboard_skips_a_damaged_contact_and_keeps_it_ranked(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    settings, store = fresh
+    pipeline, _ = collecting_pipeline(settings, store)
+    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
+    await pipeline.run(on_partition_0(settings, events))
+    key = board_key(store.namespace, "engagement")
+    ranked = {c.decode() for c in await redis_client.zrange(key, 0, -1)}
+    assert BAD in ranked
+    await redis_client.delete(contact_keys(BAD)[0])
+    await redis_client.set(contact_keys(BAD)[0], b"another type")
+    board = await store.leaderboard("engagement", 20)
+    assert {cid for cid, _ in board} == ranked - {BAD}
+    assert BAD in {c.decode() for c in await redis_client.zrange(key, 0, -1)}
+
+
+@pytest.fixture
+async def limited_client(
+    services: Services, redis_client: aioredis.Redis
+) -> AsyncIterator[aioredis.Redis]:
+    """A client as a user with the worker's rules less LRANGE and ZADD: Redis refuses it
+    those (NOPERM), an error that is no damage of the data."""
+    user, password = "limited", "limited-password"
+    rules = [r for r in WORKER_ACL_RULES if r not in ("+lrange", "+zadd")]
+    await redis_client.execute_command(
+        "ACL", "SETUSER", user, "reset", "on", f">{password}", *rules
+    )
+    host, port = services.redis_url.removeprefix("redis://").split("/")[0].split(":")
+    client = aioredis.Redis(host=host, port=int(port), username=user, password=password)
+    yield client
+    await client.aclose()
+    await redis_client.execute_command("ACL", "DELUSER", user)
+
+
+async def test_errors_that_are_not_damage_fail_the_call_with_nothing_written(
+    fresh: tuple[Settings, RedisStore],
+    redis_client: aioredis.Redis,
+    limited_client: aioredis.Redis,
+) -> None:
+    # Only a key of another type is a contact's damage. Redis refusing a command
+    # (NOPERM here; a node away, out of memory, a moved slot elsewhere) fails the call,
+    # as before, and the store.lua checks every contact before it writes any.
+    settings, _ = fresh
+    store = RedisStore(limited_client, MODEL, ttl_seconds=3600, namespace=settings.events_topic)
+    state = decode_state(b'{"clock": 5}', MODEL)
+    quiet = Change("c-quiet", "0", state, True, [], 0)
+    # No partition: no outbox index entry first (its ZADD would be refused before the script).
+    alerting = Change("c-alerting", "0", state, True, [b'{"alert": 1}'], None)
+    with pytest.raises(ResponseError, match="can't run this command"):
+        await store.write([quiet, alerting])
+    assert await redis_client.exists(contact_keys("c-quiet")[0]) == 0, "written before the error"
+    with pytest.raises(ResponseError, match="no permissions"):
+        await store.outboxes(["c-quiet"])
+    with pytest.raises(ResponseError, match="no permissions"):
+        await store.index([quiet], [[]])
+    assert await redis_client.exists(due_key(store.namespace, 0)) == 0
+
+
+async def test_a_state_damaged_to_expire_in_the_far_future_is_still_written(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+) -> None:
+    # PEXPIRE refuses a TTL past 2**63 ms from now; the horizon is capped at a model's
+    # longest duration, so such a state (damaged by hand) is written, and expires.
+    _, store = fresh
+    award = {
+        "rule": "r",
+        "score": "engagement",
+        "points": 1,
+        "event_id": "e-1",
+        "at": 5,
+        "expires_at": 2**62,
+    }
+    state = decode_state(json.dumps({"clock": 5, "awards": [award]}).encode(), MODEL)
+    (outcome,) = await store.write([Change(BAD, "0", state, True, [], None)])
+    assert outcome == []
+    ttl_ms = await redis_client.pttl(contact_keys(BAD)[0])
+    assert 0 < ttl_ms <= 3600 * 1000 + MAX_DURATION_MS
