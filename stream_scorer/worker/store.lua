@@ -24,8 +24,8 @@
 -- Redis holds an older version than the one expected (writes it
 -- acknowledged are gone: a failover, a restart that did not replay them).
 -- -4 when the contact's keys were not left so by a worker (a key of another
--- type, a version that is no whole number below 2^53): damaged, this
--- contact fails alone. None of these writes anything. The alerts of this call are
+-- type, or the version expected past 2^53 - 1): damaged, this contact fails
+-- alone. None of these writes anything. The alerts of this call are
 -- the caller's to relay; older ones still in the outbox are another relay's
 -- (the batch before, in flight) or the recovery's (see store.py).
 --
@@ -36,86 +36,75 @@
 -- Two passes: every contact is checked before anything is written, so that an
 -- error in the checks (a refused command, a cluster that moved a slot) fails
 -- the call whole, with nothing written.
+--
+-- A key of another type than the worker writes (WRONGTYPE: damaged by hand, or
+-- by another tool) is that contact's alone (-4); any other error ends the call.
+-- The version compared is the worker's, which it read and checked (a whole
+-- number below 2^53 - 1, as Lua's doubles count exactly) or wrote itself.
 
--- A command's reply, or nil when the key holds another type than the worker
--- writes (WRONGTYPE: damaged by hand, or by another tool); any other error
--- ends the call, before any write.
-local function read(...)
-  local reply = redis.pcall(...)
-  if type(reply) == 'table' and reply.err then
-    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
-      return nil
-    end
-    return redis.error_reply(reply.err)
+local function damaged(reply)
+  if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+    return true
   end
-  return reply
+  error(reply)
 end
 
-local todo = {}
 local out = {}
+local writes = {}
+local starts = {}
 local a = 1
 for i = 1, #KEYS / 3 do
   local state, outbox, log = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local expected, body, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local change, n = ARGV[a + 3], tonumber(ARGV[a + 4])
-  local first = a + 5
-  a = first + n
-  local op = string.sub(change, 1, 1)
-  local logged = string.sub(change, 2)
-  -- A key of another type, or a version that is no whole number below 2^53 - 1
-  -- (Lua's numbers are doubles), was not left so by a worker: this contact's alone.
-  local damaged = false
-  local current = read('HGET', state, 'v')
+  local expected, change, n = ARGV[a], ARGV[a + 3], tonumber(ARGV[a + 4])
+  starts[i] = a
+  a = a + 5 + n
+  local current = redis.pcall('HGET', state, 'v')
   if type(current) == 'table' then
-    return current  -- another error: the call fails, nothing written
-  elseif current == nil then
-    damaged = true
+    damaged(current)
+    out[i] = -4
   else
     current = current or '0'
-    damaged = not string.find(current, '^%d+$') or #current > 16
-      or tonumber(current) >= 9007199254740991
-    if not damaged and n > 0 then
-      local head = read('LRANGE', outbox, 0, 0)
-      if head == nil then
-        damaged = true
-      elseif head.err then
-        return head
+    if current ~= expected then
+      local held = tonumber(current)
+      if current == '0' then
+        out[i] = -2
+      elseif held and expected ~= '0' and held < tonumber(expected) then
+        out[i] = -3
+      else
+        out[i] = 0
       end
-    end
-  end
-  if damaged then
-    out[i] = -4
-  elseif current ~= expected then
-    if current == '0' then
-      out[i] = -2
-    elseif expected ~= '0' and tonumber(current) < tonumber(expected) then
-      out[i] = -3
+    elseif current ~= '0' and not ((tonumber(current) or 2 ^ 53) < 9007199254740991) then
+      out[i] = -4  -- a version past 2^53 - 1 would be written back unchanged
     else
-      out[i] = 0
-    end
-  else
-    if op == '+' then
-      local colon = string.find(change, ':', 2, true)
-      local size = read('STRLEN', log)
-      if size == nil then
-        out[i] = -4
-      elseif type(size) == 'table' then
-        return size
-      elseif size ~= tonumber(string.sub(change, 2, colon - 1)) then
-        out[i] = -1
-      end
-      logged = string.sub(change, colon + 1)
-    end
-    if out[i] == nil then
       out[i] = current
-      todo[#todo + 1] = {i, state, outbox, log, body, ttl, op, logged, first, n, current}
+      if n > 0 then
+        local head = redis.pcall('LRANGE', outbox, 0, 0)
+        if head.err and damaged(head) then
+          out[i] = -4
+        end
+      end
+      if out[i] == current and string.sub(change, 1, 1) == '+' then
+        local colon = string.find(change, ':', 2, true)
+        local size = redis.pcall('STRLEN', log)
+        if type(size) == 'table' then
+          damaged(size)
+          out[i] = -4
+        elseif size ~= tonumber(string.sub(change, 2, colon - 1)) then
+          out[i] = -1
+        end
+      end
+      if out[i] == current then
+        writes[#writes + 1] = i
+      end
     end
   end
 end
 
-for _, t in ipairs(todo) do
-  local i, state, outbox, log, body, ttl, op, logged, first, n, current =
-    t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]
+for _, i in ipairs(writes) do
+  local state, outbox, log = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local b = starts[i]
+  local body, ttl, change, n = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4])
+  local current = out[i]
   if body ~= '' then
     local version
     if current == '0' then
@@ -126,14 +115,16 @@ for _, t in ipairs(todo) do
     end
     redis.call('HSET', state, 'v', version, 's', body)
     redis.call('PEXPIRE', state, ttl)
+    local op = string.sub(change, 1, 1)
     if op == '=' then
-      if logged == '' then
+      if #change == 1 then
         redis.call('DEL', log)
       else
-        redis.call('SET', log, logged, 'PX', ttl)
+        redis.call('SET', log, string.sub(change, 2), 'PX', ttl)
       end
     elseif op == '+' then
       -- The log lives exactly as long as the state that counts its chunks.
+      local logged = string.sub(change, string.find(change, ':', 2, true) + 1)
       if logged ~= '' then
         redis.call('APPEND', log, logged)
       end
@@ -142,7 +133,7 @@ for _, t in ipairs(todo) do
     if n > 0 then
       -- An outbox lives as long as its newest alert needs: a write without
       -- alerts leaves it alone (the relay empties it within seconds).
-      for j = first, first + n - 1 do
+      for j = b + 5, b + 4 + n do
         redis.call('RPUSH', outbox, ARGV[j])
       end
       redis.call('PEXPIRE', outbox, ttl)

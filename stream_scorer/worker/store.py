@@ -76,20 +76,15 @@ _EXPIRY_SLACK_MS = 5_000
 #: contact. A key of another type (WRONGTYPE) answers the version ``!``, that
 #: contact's alone; any other error fails the call, as every error did before.
 _READ_MANY = """
-local function wrongtype(reply)
-  if type(reply) == 'table' and reply.err then
-    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
-      return true
-    end
-    error(reply)
-  end
-  return false
-end
 local out = {}
 for i = 1, #KEYS / 2 do
   local row = redis.pcall('HMGET', KEYS[2 * i - 1], 'v', 's')
-  local logged = redis.pcall('GET', KEYS[2 * i])
-  if wrongtype(row) or wrongtype(logged) then
+  local logged = redis.pcall('GET', KEYS[2 * i])  -- a string or false, a table if refused
+  local refused = row.err and row or (type(logged) == 'table' and logged)
+  if refused then
+    if string.sub(refused.err, 1, 9) ~= 'WRONGTYPE' then
+      error(refused)
+    end
     out[i] = {'!', false, false}
   else
     row[3] = logged

@@ -462,10 +462,10 @@ async def test_the_leaderboard_skips_a_damaged_contact_and_keeps_it_ranked(
 async def limited_client(
     services: Services, redis_client: aioredis.Redis
 ) -> AsyncIterator[aioredis.Redis]:
-    """A client as a user with the worker's rules less LRANGE and ZADD: Redis refuses it
-    those (NOPERM), an error that is no damage of the data."""
+    """A client as a user with the worker's rules less GET, LRANGE and ZADD: Redis refuses
+    it those (NOPERM), an error that is no damage of the data."""
     user, password = "limited", "limited-password"
-    rules = [r for r in WORKER_ACL_RULES if r not in ("+lrange", "+zadd")]
+    rules = [r for r in WORKER_ACL_RULES if r not in ("+get", "+lrange", "+zadd")]
     await redis_client.execute_command(
         "ACL", "SETUSER", user, "reset", "on", f">{password}", *rules
     )
@@ -493,6 +493,8 @@ async def test_errors_that_are_not_damage_fail_the_call_with_nothing_written(
     with pytest.raises(ResponseError, match="can't run this command"):
         await store.write([quiet, alerting])
     assert await redis_client.exists(contact_keys("c-quiet")[0]) == 0, "written before the error"
+    with pytest.raises(ResponseError, match="can't run this command"):
+        await store.read(["c-quiet"])
     with pytest.raises(ResponseError, match="no permissions"):
         await store.outboxes(["c-quiet"])
     with pytest.raises(ResponseError, match="no permissions"):
