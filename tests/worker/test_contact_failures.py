@@ -261,28 +261,6 @@ async def test_a_damaged_version_affects_that_contact_only(
     await assert_scored_as_replay(store, events)
 
 
-async def test_a_version_damaged_while_the_worker_holds_the_contact_affects_it_only(
-    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
-) -> None:
-    # The worker writes from the version it holds; the script refuses the damaged one
-    # (a conflict), and the read that follows fails that contact alone.
-    settings, store = fresh
-    pipeline, dead = collecting_pipeline(settings, store)
-    events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
-    half = len(events) // 2
-    later = [e.event_id for e in events[half:] if e.contact_id == BAD]
-    assert later, "the contact has events in the second half"
-    assert any(e.contact_id == BAD for e in events[:half]), "and in the first"
-    messages = on_partition_0(settings, events)
-    await pipeline.run(messages[:half])
-    assert not dead
-    await redis_client.hset(contact_keys(BAD)[0], "v", "damaged")
-    await pipeline.run(messages[half:])
-
-    assert_dead_lettered(dead, later, b"StateFormatError")
-    await assert_scored_as_replay(store, events)
-
-
 def _alerts_of(pending: list[PendingAlert]) -> set[str]:
     return {a.contact_id for a in pending}
 
@@ -332,20 +310,28 @@ async def test_damaged_keys_affect_that_contact_only(
             await store.read_state(BAD)
 
 
-async def test_a_state_key_replaced_while_the_worker_holds_the_contact_affects_it_only(
-    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis
+@pytest.mark.parametrize("damage", ["version-damaged", "state-is-a-list"])
+async def test_keys_damaged_while_the_worker_holds_the_contact_affect_it_only(
+    fresh: tuple[Settings, RedisStore], redis_client: aioredis.Redis, damage: str
 ) -> None:
-    # Written from the cache (no read): the write script finds the other type.
+    # The worker writes from what it holds, without a read: the script refuses a damaged
+    # version as a conflict (the read that follows fails the contact alone), and a key of
+    # another type as damage.
     settings, store = fresh
     pipeline, dead = collecting_pipeline(settings, store)
     events = [e for e in make_stream(MODEL, 8, 300, seed=5) if e.type in MODEL.event_types]
     half = len(events) // 2
     later = [e.event_id for e in events[half:] if e.contact_id == BAD]
     assert later, "the contact has events in the second half"
+    assert any(e.contact_id == BAD for e in events[:half]), "and in the first"
     messages = on_partition_0(settings, events)
     await pipeline.run(messages[:half])
-    await redis_client.delete(contact_keys(BAD)[0])
-    await redis_client.rpush(contact_keys(BAD)[0], b"a list now")
+    assert not dead
+    if damage == "version-damaged":
+        await redis_client.hset(contact_keys(BAD)[0], "v", "damaged")
+    else:
+        await redis_client.delete(contact_keys(BAD)[0])
+        await redis_client.rpush(contact_keys(BAD)[0], b"a list now")
     await pipeline.run(messages[half:])
 
     assert_dead_lettered(dead, later, b"StateFormatError")
